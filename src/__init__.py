@@ -1,0 +1,1 @@
+"""Zero-DCE low-light enhancement on LOL, tracked with DVC and MLflow."""

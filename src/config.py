@@ -1,0 +1,174 @@
+"""params.yaml → typed, validated settings.
+
+Every stage and command reads its settings through here so that a typo in
+params.yaml fails at once with the key's name, not deep inside a training run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from src.errors import PipelineError
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchConfig:
+    url: str
+    source: str = ""
+    manifest: str = "manifests/lol_dataset.sha256"
+    retries: int = 5
+    timeout_s: float = 60.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitConfig:
+    seed: int = 42
+    train: int = 350
+    val: int = 100
+    test: int = 36
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    iterations: int = 8
+    filters: int = 32
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+    spatial_weight: float = 1.0
+    exposure_weight: float = 10.0
+    color_weight: float = 5.0
+    smoothness_weight: float = 200.0
+    exposure_level: float = 0.5
+    exposure_patch: int = 16
+    spatial_region: int = 4
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 42
+    epochs: int = 30
+    batch_size: int = 16
+    crop_size: int = 128
+    learning_rate: float = 1e-4
+    grad_clip_norm: float = 0.1
+    precision: Literal["float32", "mixed_bfloat16"] = "mixed_bfloat16"
+    threads: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig:
+    clahe_clip_limit: float = 0.01
+    timing_runs: int = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class MlflowConfig:
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = "zero-dce-lol"
+
+
+@dataclasses.dataclass(frozen=True)
+class Params:
+    fetch: FetchConfig
+    split: SplitConfig
+    model: ModelConfig
+    loss: LossConfig
+    train: TrainConfig
+    evaluate: EvaluateConfig
+    mlflow: MlflowConfig
+
+    def flat(self) -> dict[str, Any]:
+        """`section.key` → value, the form MLflow params and `dvc exp run -S` use."""
+        return {
+            f"{section.name}.{key}": value
+            for section in dataclasses.fields(self)
+            for key, value in dataclasses.asdict(getattr(self, section.name)).items()
+        }
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check one YAML value against its field type; ints are accepted where floats are."""
+    hint = annotation
+    if typing.get_origin(hint) is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise PipelineError(f"{where}: {value!r} is not one of {', '.join(map(str, allowed))}")
+        return value
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, str):
+        return value
+    raise PipelineError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+
+
+def _build(cls: type, raw: Any, where: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{where}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise PipelineError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+    values = {}
+    for field in dataclasses.fields(cls):
+        if field.name in raw:
+            values[field.name] = _coerce(raw[field.name], hints[field.name], f"{where}.{field.name}")
+        elif field.default is dataclasses.MISSING:
+            raise PipelineError(f"{where}: missing required key {field.name!r}")
+    return cls(**values)
+
+
+def params_from_dict(raw: dict[str, Any], where: str = "params") -> Params:
+    """Validate a params mapping (as parsed from YAML) into `Params`."""
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{where}: expected a mapping of sections")
+    hints = typing.get_type_hints(Params)
+    unknown = sorted(set(raw) - set(hints))
+    if unknown:
+        raise PipelineError(f"{where}: unknown section(s) {', '.join(unknown)}")
+    sections = {name: _build(cls, raw.get(name), f"{where}: {name}") for name, cls in hints.items()}
+    params = Params(**sections)
+    _check_ranges(params, where)
+    return params
+
+
+def _check_ranges(p: Params, where: str) -> None:
+    checks = [
+        (p.split.train > 0 and p.split.val > 0 and p.split.test > 0, "split sizes must be positive"),
+        (p.model.iterations > 0 and p.model.filters > 0, "model.iterations and model.filters must be positive"),
+        (0.0 < p.loss.exposure_level < 1.0, "loss.exposure_level must lie in (0, 1)"),
+        (p.train.epochs > 0 and p.train.batch_size > 0, "train.epochs and train.batch_size must be positive"),
+        (p.train.crop_size >= p.loss.exposure_patch, "train.crop_size must be at least loss.exposure_patch"),
+        (p.train.crop_size % p.loss.spatial_region == 0, "train.crop_size must be a multiple of loss.spatial_region"),
+        (p.train.learning_rate > 0, "train.learning_rate must be positive"),
+        (p.train.grad_clip_norm >= 0, "train.grad_clip_norm must be >= 0 (0 turns clipping off)"),
+        (p.fetch.retries >= 0, "fetch.retries must be >= 0"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise PipelineError(f"{where}: {message}")
+
+
+def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
+    """Read and validate params.yaml; a missing or malformed file is a one-line error."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: params file not found (run from the project root)") from None
+    except yaml.YAMLError as err:
+        raise PipelineError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return params_from_dict(raw or {}, where=str(path))
