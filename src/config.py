@@ -121,7 +121,9 @@ def _build(cls: type, raw: Any, where: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - names)
     if unknown:
-        raise PipelineError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}")
+        raise PipelineError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
+        )
     values = {}
     for field in dataclasses.fields(cls):
         if field.name in raw:
@@ -148,11 +150,17 @@ def params_from_dict(raw: dict[str, Any], where: str = "params") -> Params:
 def _check_ranges(p: Params, where: str) -> None:
     checks = [
         (p.split.train > 0 and p.split.val > 0 and p.split.test > 0, "split sizes must be positive"),
-        (p.model.iterations > 0 and p.model.filters > 0, "model.iterations and model.filters must be positive"),
+        (
+            p.model.iterations > 0 and p.model.filters > 0,
+            "model sizes must be positive",
+        ),
         (0.0 < p.loss.exposure_level < 1.0, "loss.exposure_level must lie in (0, 1)"),
         (p.train.epochs > 0 and p.train.batch_size > 0, "train.epochs and train.batch_size must be positive"),
         (p.train.crop_size >= p.loss.exposure_patch, "train.crop_size must be at least loss.exposure_patch"),
-        (p.train.crop_size % p.loss.spatial_region == 0, "train.crop_size must be a multiple of loss.spatial_region"),
+        (
+            p.train.crop_size % p.loss.spatial_region == 0,
+            "train.crop_size must be a multiple of loss.spatial_region",
+        ),
         (p.train.learning_rate > 0, "train.learning_rate must be positive"),
         (p.train.grad_clip_norm >= 0, "train.grad_clip_norm must be >= 0 (0 turns clipping off)"),
         (p.fetch.retries >= 0, "fetch.retries must be >= 0"),

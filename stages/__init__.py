@@ -1,0 +1,1 @@
+"""DVC stage entry points: thin command-line wrappers around `src`."""

@@ -1,0 +1,51 @@
+"""DVC stage `evaluate`: the trained model and the baselines at full resolution on the test split."""
+
+import argparse
+import json
+from pathlib import Path
+
+from src.errors import cli_entry
+
+
+@cli_entry
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--split", type=Path, required=True)
+    parser.add_argument("--run-file", type=Path, required=True)
+    parser.add_argument("--per-image", type=Path, required=True, help="per-image CSV")
+    parser.add_argument("--metrics", type=Path, required=True, help="summary JSON for `dvc metrics show`")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+
+    from src.config import load_params
+
+    params = load_params(args.params)
+    from src import tracking
+    from src.evaluation import evaluate, flat_metrics
+    from src.images import atomic_write_text
+    from src.model_io import load_keras_model
+    from src.split import read_split
+
+    model = load_keras_model(args.model)
+    per_image, summary = evaluate(
+        model, read_split(args.split / "test.csv"), read_split(args.split / "train.csv"), params.evaluate
+    )
+    args.per_image.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.per_image, per_image.to_csv(index=False, float_format="%.6g"))
+    atomic_write_text(args.metrics, json.dumps(summary, indent=2) + "\n")
+    tracking.log_to_run(
+        args.run_file,
+        params.mlflow,
+        metrics=flat_metrics(summary),
+        artifacts=[args.per_image, args.metrics],
+        artifact_dir="evaluation",
+    )
+    for scope in ("eval15", "test"):
+        line = ", ".join(f"{m} {v['psnr']:.2f} dB / {v['ssim']:.3f}" for m, v in summary[scope].items())
+        print(f"{scope}: {line}")
+    print(f"gamma {summary['gamma']}; {summary['inference_ms_600x400']} ms per 600x400 image")
+
+
+if __name__ == "__main__":
+    main()

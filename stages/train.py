@@ -1,0 +1,42 @@
+"""DVC stage `train`: Zero-DCE on the train split, tracked in MLflow."""
+
+import argparse
+from pathlib import Path
+
+from src.errors import cli_entry
+
+
+@cli_entry
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--split", type=Path, required=True, help="folder with train.csv and val.csv")
+    parser.add_argument("--model", type=Path, required=True, help="where to write the .keras model")
+    parser.add_argument("--run-file", type=Path, required=True, help="JSON naming the MLflow run")
+    parser.add_argument("--history", type=Path, required=True, help="per-epoch CSV")
+    parser.add_argument("--metrics", type=Path, required=True, help="best-epoch metrics JSON")
+    parser.add_argument("--checkpoints", type=Path, default=Path(".checkpoints/train"))
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    args = parser.parse_args()
+
+    from src.config import load_params
+
+    params = load_params(args.params)
+    from src import runtime  # imports TensorFlow: after params are known to be valid
+
+    runtime.configure(params.train)
+    from src.experiment import run_training, write_training_outputs
+
+    result, run_id = run_training(params, args.split, args.checkpoints)
+    write_training_outputs(result, run_id, args.model, args.run_file, args.history, args.metrics)
+    result_best = result.best
+    print(
+        f"trained {len(result.state.history)} epochs; best epoch {int(result_best['epoch'])}: "
+        f"val PSNR {result_best['val_psnr']:.2f} dB, SSIM {result_best['val_ssim']:.3f}; MLflow run {run_id}"
+    )
+    from src.training import Checkpoints
+
+    Checkpoints.clear_folder(args.checkpoints)
+
+
+if __name__ == "__main__":
+    main()
