@@ -71,6 +71,13 @@ class EvaluateConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class PromoteConfig:
+    model_name: str = "zero-dce"
+    metric: str = "test_zero_dce_psnr"
+    higher_is_better: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class MlflowConfig:
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "zero-dce-lol"
@@ -84,6 +91,7 @@ class Params:
     loss: LossConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    promote: PromoteConfig
     mlflow: MlflowConfig
 
     def flat(self) -> dict[str, Any]:
@@ -108,6 +116,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if hint is str and isinstance(value, str):
+        return value
+    if hint is bool and isinstance(value, bool):
         return value
     raise PipelineError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 

@@ -53,5 +53,5 @@ def write_figures(
                 input_psnr=float(scores.loc[(name, "input"), "psnr"]),
             )
         )
-    paths.append(comparison_grid(rows, out_dir / "test_examples.png"))
+    paths.append(comparison_grid(rows, out_dir / "test_examples.jpg"))
     return paths

@@ -1,4 +1,4 @@
-"""PNG figures with matplotlib: loss curves and a low / enhanced / ground-truth grid.
+"""Figures with matplotlib: loss curves and a low / enhanced / ground-truth grid.
 
 DVC's own plots render through Vega from a CDN; PNGs open anywhere, offline too,
 and attach to the MLflow run.
@@ -22,11 +22,11 @@ from src.losses import LOSS_NAMES
 CURVES = (*LOSS_NAMES, "total")
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    """Write via a temp file so a crash never leaves a truncated PNG behind."""
+def _save(fig: plt.Figure, path: Path, dpi: int = 110) -> Path:
+    """Write via a temp file so a crash never leaves a truncated image behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".tmp-{path.name}")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=path.suffix.lstrip(".") or "png")
     plt.close(fig)
     tmp.replace(path)
     return path
@@ -74,7 +74,10 @@ class Example:
 
 
 def comparison_grid(examples: Sequence[Example], path: Path) -> Path:
-    """Rows of low-light / Zero-DCE / ground truth, titled with each image's PSNR."""
+    """Rows of low-light / Zero-DCE / ground truth, titled with each image's PSNR.
+
+    Photos compress badly as PNG (3 MB for six rows); save it as `.jpg` to keep it small.
+    """
     fig, axes = plt.subplots(len(examples), 3, figsize=(11, 2.6 * len(examples)), squeeze=False)
     for row, ex in zip(axes, examples, strict=True):
         panels = (
@@ -87,4 +90,4 @@ def comparison_grid(examples: Sequence[Example], path: Path) -> Path:
             ax.set_title(title, fontsize=9)
             ax.axis("off")
     fig.tight_layout()
-    return _save(fig, path)
+    return _save(fig, path, dpi=90)

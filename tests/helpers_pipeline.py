@@ -6,12 +6,11 @@ import dataclasses
 from pathlib import Path
 
 import yaml
+from helpers_data import FIXTURE_DATASET as FIXTURE
+from helpers_data import REPO_ROOT as REPO
 
-from src.config import Params, load_params, params_from_dict
+from src.config import Params, params_from_dict
 from src.split import find_pairs, split_pairs, write_split
-
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE = REPO / "tests" / "fixtures" / "lol_tiny" / "lol_dataset"
 
 TINY_OVERRIDES = {
     "split": {"seed": 1, "train": 4, "val": 2, "test": 4},
@@ -41,6 +40,3 @@ def tiny_split(tmp_path: Path, params: Params) -> Path:
     out = tmp_path / "split"
     write_split(split_pairs(find_pairs(FIXTURE), params.split), out, seed=params.split.seed)
     return out
-
-
-__all__ = ["FIXTURE", "REPO", "load_params", "tiny_params", "tiny_params_dict", "tiny_split"]

@@ -5,12 +5,12 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pytest
+from helpers_pipeline import tiny_params, tiny_split
 
 from src import runtime
 from src.errors import PipelineError
 from src.experiment import run_training, write_training_outputs
 from src.training import STATE_FILE, Trainer
-from tests.helpers_pipeline import tiny_params, tiny_split
 
 
 @pytest.fixture(autouse=True)
