@@ -71,6 +71,26 @@ class EvaluateConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class TuneConfig:
+    study_name: str = "zero-dce-lol"
+    storage: str = "sqlite:///optuna.db"
+    n_trials: int = 20
+    timeout_s: float = 0.0
+    workers: int = 1
+    epochs: int = 6
+    seed: int = 42
+    pruner: Literal["median", "none"] = "median"
+    pruner_startup_trials: int = 4
+    pruner_warmup_epochs: int = 2
+    learning_rate: tuple[float, float] = (3e-5, 1e-3)
+    spatial_weight: tuple[float, float] = (0.3, 3.0)
+    exposure_weight: tuple[float, float] = (3.0, 30.0)
+    color_weight: tuple[float, float] = (1.5, 15.0)
+    smoothness_weight: tuple[float, float] = (20.0, 2000.0)
+    exposure_level: tuple[float, float] = (0.4, 0.7)
+
+
+@dataclasses.dataclass(frozen=True)
 class PromoteConfig:
     model_name: str = "zero-dce"
     metric: str = "test_zero_dce_psnr"
@@ -91,6 +111,7 @@ class Params:
     loss: LossConfig
     train: TrainConfig
     evaluate: EvaluateConfig
+    tune: TuneConfig
     promote: PromoteConfig
     mlflow: MlflowConfig
 
@@ -119,6 +140,13 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         return value
     if hint is bool and isinstance(value, bool):
         return value
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise PipelineError(f"{where}: expected a [low, high] range, got {value!r}")
+        low, high = (_coerce(v, float, where) for v in value)
+        if not 0 < low <= high:
+            raise PipelineError(f"{where}: range needs 0 < low <= high, got {value!r}")
+        return (low, high)
     raise PipelineError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
 
 
@@ -174,6 +202,8 @@ def _check_ranges(p: Params, where: str) -> None:
         (p.train.learning_rate > 0, "train.learning_rate must be positive"),
         (p.train.grad_clip_norm >= 0, "train.grad_clip_norm must be >= 0 (0 turns clipping off)"),
         (p.fetch.retries >= 0, "fetch.retries must be >= 0"),
+        (p.tune.n_trials > 0 and p.tune.workers > 0 and p.tune.epochs > 0, "tune counts must be positive"),
+        (p.tune.exposure_level[1] < 1.0, "tune.exposure_level must stay below 1"),
     ]
     for ok, message in checks:
         if not ok:
