@@ -78,6 +78,7 @@ class TuneConfig:
     timeout_s: float = 0.0
     workers: int = 1
     epochs: int = 6
+    val_images: int = 40
     seed: int = 42
     pruner: Literal["median", "none"] = "median"
     pruner_startup_trials: int = 4

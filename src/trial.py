@@ -7,6 +7,7 @@ what a trial needs.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -62,6 +63,8 @@ class Objective:
         self.scratch_dir = scratch_dir
         train_rows = read_split(split_dir / "train.csv")
         val_rows = read_split(split_dir / "val.csv")
+        if params.tune.val_images:  # a fixed subset: every trial is scored on the same images
+            val_rows = val_rows.head(params.tune.val_images)
         self.train_paths = train_rows["low"].tolist()
         self.val_pairs = (val_rows["low"].tolist(), val_rows["high"].tolist())
 
@@ -75,6 +78,7 @@ class Objective:
             run_name=f"trial-{trial.number}", nested=True, parent_run_id=self.parent_run_id
         )
         trial.set_user_attr("mlflow_run_id", run.info.run_id)
+        trial.set_user_attr("worker_pid", os.getpid())
         mlflow.log_params(trial_params.flat())
         mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.trial": str(trial.number)})
         checkpoints = self.scratch_dir / f"trial-{trial.number}-{run.info.run_id[:8]}"
