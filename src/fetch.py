@@ -135,7 +135,6 @@ def fetch_dataset(cfg: FetchConfig, out_dir: Path, downloads_dir: Path, *, backo
     except OSError as err:
         # A full disk or a permission problem is the user's to fix: say so in one line.
         raise PipelineError(f"{out_dir}: {' '.join(str(err).split())}") from None
-    _say(f"{len(manifest)} files verified -> {target}")
     return target
 
 
