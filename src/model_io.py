@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import zipfile
+
 import keras
 
 from src.errors import PipelineError
@@ -14,6 +16,8 @@ def load_keras_model(path: Path) -> keras.Model:
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: model file not found")
+    if not zipfile.is_zipfile(path):
+        raise PipelineError(f"{path}: not a .keras model (a .keras file is a zip archive)")
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as err:  # Keras raises a zoo of types for a broken archive
