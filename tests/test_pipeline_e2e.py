@@ -79,6 +79,7 @@ def test_every_stage_wrote_its_outputs(reproduced):
         "reports/eval/per_image.csv",
         "reports/plots/loss_total.png",
         "reports/plots/test_examples.jpg",
+        "reports/promote.json",
     ):
         assert (reproduced / path).is_file(), path
     losses = sorted(p.name for p in (reproduced / "reports/plots").glob("loss_*.png"))
@@ -117,7 +118,9 @@ def test_mlflow_run_holds_curves_psnr_and_a_loadable_model(reproduced, monkeypat
     assert run_info.data.tags["git_commit"] != "unknown"
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert "plots/loss_total.png" in artifacts
-    model = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    champion = client.get_model_version_by_alias("zero-dce", "champion")
+    assert champion.run_id == run_id, "the first evaluated model becomes the champion"
+    model = mlflow.pyfunc.load_model("models:/zero-dce@champion")
     image = np.random.default_rng(0).random((1, 40, 56, 3)).astype(np.float32)
     out = np.asarray(model.predict(image))
     assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
