@@ -170,7 +170,7 @@ def write_best_params(study: optuna.Study, path: Path) -> dict[str, dict[str, An
         f"# Best trial of Optuna study {study.study_name!r}: trial {trial.number}, "
         f"validation PSNR {trial.value:.3f} dB, SSIM {trial.user_attrs.get('val_ssim', float('nan')):.3f}.\n"
         f"# Train the pipeline with it: {exp_run_command(overlay)}\n"
-        "# or: python -m src.tune --apply (writes these values into params.yaml)\n"
+        "# or: python -m src.tune --apply-only (writes these values into params.yaml, then `dvc repro`)\n"
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, header + yaml.safe_dump(overlay, sort_keys=False))
@@ -318,6 +318,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--best", type=Path, default=DEFAULT_BEST_FILE, help="where to write the best params")
     parser.add_argument("--plots", type=Path, default=DEFAULT_PLOTS_DIR, help="folder for the study's plots")
     parser.add_argument("--apply", action="store_true", help="also write the best params into params.yaml")
+    parser.add_argument(
+        "--apply-only",
+        action="store_true",
+        help="write the study's best params into params.yaml; no new trials",
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--worker-job", help=argparse.SUPPRESS)  # internal: a spawned worker's job (JSON)
     return parser.parse_args(argv)
@@ -345,8 +350,15 @@ def main(argv: list[str] | None = None) -> None:
 
     overrides = cli_overrides(args)
     params = with_overrides(load_params(args.params), overrides)
-    study = run_search(params, args.params, overrides, args.split, args.best, args.plots)
-    if args.apply:
+    if args.apply_only:
+        study = load_or_create_study(params.tune)
+        if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
+            raise PipelineError(
+                f"study {params.tune.study_name!r} in {params.tune.storage}: no completed trial"
+            )
+    else:
+        study = run_search(params, args.params, overrides, args.split, args.best, args.plots)
+    if args.apply or args.apply_only:
         apply_to_params(best_params_document(study), args.params)
         print(f"applied to {args.params}; run `dvc repro` to train the pipeline with them")
 

@@ -174,6 +174,16 @@ def test_a_crashing_trial_fails_alone_and_the_study_goes_on(project, monkeypatch
     assert "not finite" in failed[0].data.tags["failure_reason"]
 
 
+def test_apply_only_writes_the_studys_best_into_params(project):
+    study = search(project, n_trials=1)
+    from src.tune import main
+
+    main(["--apply-only", "--params", str(project / "params.yaml")])
+    applied = load_params(project / "params.yaml")
+    assert applied.loss.exposure_level == pytest.approx(study.best_params["loss.exposure_level"], rel=1e-3)
+    assert len(load_or_create_study(applied.tune).trials) == 1, "--apply-only runs no trial"
+
+
 def test_apply_writes_values_and_keeps_comments(tmp_path):
     target = tmp_path / "params.yaml"
     target.write_text((REPO / "params.yaml").read_text())
