@@ -373,7 +373,8 @@ def _download(cfg: FetchConfig, archive: Path, backoff_s: float) -> None:
             if attempt == attempts:
                 raise PipelineError(
                     f"{cfg.url}: download failed after {attempts} attempt(s): {message[:300]} "
-                    f"(partial data kept in {part}; the next run resumes it)"
+                    f"(partial data kept in {part}; the next run resumes it; offline? set fetch.source "
+                    "to a local lol_dataset folder or zip)"
                 )
             pause = min(backoff_s * 2 ** (attempt - 1), MAX_BACKOFF_S)
             _say(f"attempt {attempt}/{attempts} failed ({message[:200]}); retrying in {pause:.1f} s")
