@@ -36,21 +36,35 @@ def read_rgb(path: Path | str) -> np.ndarray:
     its name, rather than later in whatever first touches the pixels.
     """
     path = Path(path)
+    with image_errors(path), Image.open(path) as image:
+        image.load()
+        if image.mode not in _CONVERTIBLE_MODES:
+            raise PipelineError(f"{path}: unsupported image mode {image.mode!r} (expected 8-bit RGB)")
+        rgb = image.convert("RGB") if image.mode != "RGB" else image
+        return np.asarray(rgb, dtype=np.uint8).copy()
+
+
+@contextlib.contextmanager
+def image_errors(path: Path, extra: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Turn whatever Pillow raises for a bad file into one PipelineError line naming it.
+
+    Shared by every image reader, so the same broken file reads the same everywhere.
+    `extra` adds decoder errors a caller can meet (struct.error, zlib.error).
+    """
     try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode not in _CONVERTIBLE_MODES:
-                raise PipelineError(f"{path}: unsupported image mode {image.mode!r} (expected 8-bit RGB)")
-            rgb = image.convert("RGB") if image.mode != "RGB" else image
-            return np.asarray(rgb, dtype=np.uint8).copy()
+        yield
+    except PipelineError:
+        raise
     except FileNotFoundError:
         raise PipelineError(f"{path}: image not found") from None
     except IsADirectoryError:
         raise PipelineError(f"{path}: is a folder, not an image") from None
     except UnidentifiedImageError:
         raise PipelineError(f"{path}: not a readable image file") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise PipelineError(f"{path}: corrupt image ({_first_line(err)})") from None
+    except Image.DecompressionBombError as err:
+        raise PipelineError(f"{path}: refused, too many pixels ({first_line(err)})") from None
+    except (OSError, SyntaxError, ValueError, *extra) as err:
+        raise PipelineError(f"{path}: corrupt image ({first_line(err)})") from None
 
 
 def to_unit_float(img: np.ndarray, dtype: type[np.floating] = np.float32) -> np.ndarray:
@@ -103,14 +117,14 @@ def write_png(path: Path | str, img: np.ndarray) -> None:
         raise ValueError(f"expected an HxWx3 or HxW image, got shape {pixels.shape}")
     with atomic_path(path) as tmp, open(tmp, "xb") as handle:
         Image.fromarray(pixels).save(handle, format="PNG")
-        _sync(handle)
+        sync(handle)
 
 
 def atomic_write_text(path: Path | str, text: str) -> None:
     """Write text (UTF-8, newlines as given) so the file is replaced whole or not at all."""
     with atomic_path(path) as tmp, open(tmp, "x", encoding="utf-8", newline="") as handle:
         handle.write(text)
-        _sync(handle)
+        sync(handle)
 
 
 @contextlib.contextmanager
@@ -131,12 +145,12 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def _sync(handle: IO[Any]) -> None:
+def sync(handle: IO[Any]) -> None:
     """Flush to disk before the rename, so a crash cannot leave an empty file under the final name."""
     handle.flush()
     os.fsync(handle.fileno())
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__

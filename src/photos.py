@@ -29,10 +29,10 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from src.errors import PipelineError
-from src.images import _first_line, _sync, atomic_path
+from src.images import atomic_path, image_errors, sync
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 JPEG_QUALITY = 95
@@ -70,22 +70,8 @@ def read_photo(path: Path) -> Photo:
     fmt = format_of(path)
     if fmt is None:
         raise PipelineError(f"{path}: unsupported file type {path.suffix or '(none)'!r}")
-    try:
-        with Image.open(path) as image:
-            photo = _decode(path, image, fmt)
-    except PipelineError:
-        raise
-    except FileNotFoundError:
-        raise PipelineError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise PipelineError(f"{path}: is a folder, not an image") from None
-    except UnidentifiedImageError:
-        raise PipelineError(f"{path}: not a readable image file") from None
-    except Image.DecompressionBombError as err:
-        raise PipelineError(f"{path}: refused, too many pixels ({_first_line(err)})") from None
-    except (OSError, SyntaxError, ValueError, struct.error, zlib.error) as err:
-        raise PipelineError(f"{path}: corrupt image ({_first_line(err)})") from None
-    return photo
+    with image_errors(path, extra=(struct.error, zlib.error)), Image.open(path) as image:
+        return _decode(path, image, fmt)
 
 
 def _decode(path: Path, image: Image.Image, fmt: str) -> Photo:
@@ -238,7 +224,7 @@ def _write_pillow(tmp: Path, values: np.ndarray, photo: Photo) -> None:
         options["compression"] = "tiff_deflate"
     with open(tmp, "xb") as handle:
         image.save(handle, format=photo.format, **options)
-        _sync(handle)
+        sync(handle)
 
 
 def _write_rgb16(tmp: Path, values: np.ndarray, fmt: str) -> None:
@@ -253,7 +239,7 @@ def _write_rgb16(tmp: Path, values: np.ndarray, fmt: str) -> None:
     with open(tmp, "xb") as handle:
         for chunk in png16_chunks(values):
             handle.write(chunk)
-        _sync(handle)
+        sync(handle)
 
 
 def _extra(values: np.ndarray) -> tuple[int, ...] | None:
