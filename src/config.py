@@ -37,8 +37,10 @@ class SplitConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
+    variant: Literal["zero_dce", "zero_dce_pp"] = "zero_dce"
     iterations: int = 8
     filters: int = 32
+    scale_factor: int = 12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,12 +64,14 @@ class TrainConfig:
     grad_clip_norm: float = 0.1
     precision: Literal["float32", "mixed_bfloat16"] = "mixed_bfloat16"
     threads: int = 0
+    strategy: Literal["default", "mirrored"] = "default"
 
 
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig:
     clahe_clip_limit: float = 0.01
     timing_runs: int = 10
+    precision: Literal["float32", "mixed_bfloat16"] = "float32"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,8 +194,8 @@ def _check_ranges(p: Params, where: str) -> None:
     checks = [
         (p.split.train > 0 and p.split.val > 0 and p.split.test > 0, "split sizes must be positive"),
         (
-            p.model.iterations > 0 and p.model.filters > 0,
-            "model sizes must be positive",
+            p.model.iterations > 0 and p.model.filters > 0 and p.model.scale_factor > 0,
+            "model sizes (iterations, filters, scale_factor) must be positive",
         ),
         (0.0 < p.loss.exposure_level < 1.0, "loss.exposure_level must lie in (0, 1)"),
         (p.train.epochs > 0 and p.train.batch_size > 0, "train.epochs and train.batch_size must be positive"),

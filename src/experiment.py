@@ -117,6 +117,7 @@ def write_training_outputs(
         "val_psnr": round(best["val_psnr"], 4),
         "val_ssim": round(best["val_ssim"], 4),
         "train_images_per_s": round(float(result.history["train_images_per_s"].median()), 2),
+        "input_wait_fraction": round(float(result.history["input_wait_fraction"].max()), 4),
     }
     metrics_json.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(metrics_json, json.dumps(metrics, indent=2) + "\n")

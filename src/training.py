@@ -30,7 +30,7 @@ from src.errors import PipelineError
 from src.images import atomic_write_text
 from src.losses import LOSS_NAMES, ZeroReferenceLoss
 from src.metrics import batch_psnr, batch_ssim
-from src.model import build_dce_net, inference_model
+from src.model import build_dce_net, inference_model, validation_model
 
 LOSS_KEYS = (*LOSS_NAMES, "total")
 STATE_FILE = "state.json"
@@ -114,27 +114,62 @@ class Checkpoints:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """The `tf.distribute` strategy that `train.strategy` names.
+
+    `default` is TensorFlow's one-device placement (a GPU if there is one); `mirrored`
+    replicates the model on every visible GPU (on a CPU-only machine: the CPU) and
+    splits each batch between them, so the same params train on one or eight GPUs.
+    """
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
 class Trainer:
-    def __init__(self, params: Params):
+    def __init__(self, params: Params, strategy: tf.distribute.Strategy | None = None):
         self.params = params
         self.loss = ZeroReferenceLoss(params.loss)
-        self.model = build_dce_net(params.model.iterations, params.model.filters)
-        clip = params.train.grad_clip_norm or None
-        self.optimizer = keras.optimizers.Adam(params.train.learning_rate, global_clipnorm=clip)
-        self.optimizer.build(self.model.trainable_variables)
+        self.strategy = strategy or make_strategy(params.train.strategy)
+        m = params.model
+        with self.strategy.scope():
+            self.model = build_dce_net(m.iterations, m.filters, m.variant)
+            self.validated = validation_model(self.model, m.scale_factor)
+            self.optimizer = keras.optimizers.Adam(params.train.learning_rate)
+            self.optimizer.build(self.model.trainable_variables)
+
+    def distribute(self, batches: tf.data.Dataset) -> tf.data.Dataset:
+        """Global batches → per-replica shares (the dataset itself on one device)."""
+        return self.strategy.experimental_distribute_dataset(batches)
 
     @tf.function(reduce_retracing=True)
     def train_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        per_replica = self.strategy.run(self._replica_step, args=(images,))
+        return {k: self.strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
+
+    def _replica_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One replica's share of a step.
+
+        The global-norm clip must see the gradient of the whole batch, but Keras 3
+        optimizers clip each replica's gradient before summing them; so the sum and
+        the clip happen here, and the optimizer gets each replica's 1/n of the result.
+        """
+        replicas = self.strategy.num_replicas_in_sync
+        variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             enhanced, curves = self.model(images, training=True)
             losses = self.loss(images, enhanced, curves)
-        grads = tape.gradient(losses["total"], self.model.trainable_variables)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables, strict=True))
+            share = losses["total"] / replicas
+        grads = tape.gradient(share, variables)
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        if self.params.train.grad_clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, self.params.train.grad_clip_norm)
+        self.optimizer.apply_gradients(zip([g / replicas for g in grads], variables, strict=True))
         return losses
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3]), tf.TensorSpec([1, None, None, 3])])
     def val_step(self, low: tf.Tensor, high: tf.Tensor) -> dict[str, tf.Tensor]:
-        enhanced, curves = self.model(low, training=False)
+        enhanced, curves = self.validated(low, training=False)
         results = self.loss(low, enhanced, curves)
         results["psnr"] = batch_psnr(enhanced, high)[0]
         results["ssim"] = batch_ssim(enhanced, high)[0]
@@ -153,6 +188,36 @@ def _check_finite(losses: dict[str, float], epoch: int, step: int) -> None:
             f"training diverged at epoch {epoch + 1}, step {step + 1}: {', '.join(bad)} loss is not finite; "
             "no model was written (try a lower train.learning_rate or keep train.grad_clip_norm > 0)"
         )
+
+
+@dataclasses.dataclass
+class EpochRun:
+    losses: list[dict[str, float]]  # per step
+    seconds: float
+    input_wait_seconds: float  # blocked on the input pipeline
+
+    @property
+    def input_wait_fraction(self) -> float:
+        return self.input_wait_seconds / self.seconds
+
+
+def train_epoch(trainer: Trainer, images: TrainingImages, epoch: int, desc: str = "") -> EpochRun:
+    """One pass over the training images, timing how long each step waited for its batch."""
+    started = time.perf_counter()
+    batches = iter(trainer.distribute(images.epoch(epoch)))
+    rows: list[dict[str, float]] = []
+    input_wait = 0.0
+    bar = tqdm(range(images.steps_per_epoch), desc=desc, unit="batch", leave=False, file=sys.stderr)
+    for step in bar:
+        waited = time.perf_counter()
+        batch = next(batches)
+        input_wait += time.perf_counter() - waited
+        values = {k: float(v) for k, v in trainer.train_step(batch).items()}
+        _check_finite(values, epoch, step)
+        rows.append(values)
+        bar.set_postfix(loss=f"{values['total']:.4f}")
+    bar.close()
+    return EpochRun(rows, time.perf_counter() - started, input_wait)
 
 
 EpochCallback = Callable[[int, dict[str, float], bool], None]
@@ -196,29 +261,17 @@ def train(
 
     for epoch in range(state.completed_epochs, cfg.epochs):
         started = time.perf_counter()
-        rows = []
-        bar = tqdm(
-            images.epoch(epoch),
-            total=images.steps_per_epoch,
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            unit="batch",
-            leave=False,
-            file=sys.stderr,
-        )
-        for step, batch in enumerate(bar):
-            losses = trainer.train_step(batch)
-            values = {k: float(v) for k, v in losses.items()}
-            _check_finite(values, epoch, step)
-            rows.append(values)
-            bar.set_postfix(loss=f"{values['total']:.4f}")
-        bar.close()
-        train_seconds = time.perf_counter() - started
+        epoch_run = train_epoch(trainer, images, epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        rows, train_seconds = epoch_run.losses, epoch_run.seconds
         val_rows = [trainer.val_step(low, high) for low, high in val]
         row = {
             "epoch": epoch + 1,
             **_mean(rows, "train_"),
             **_mean(val_rows, "val_"),
             "train_images_per_s": len(rows) * cfg.batch_size / train_seconds,
+            # Share of the training time spent waiting for the next batch: near 0 means
+            # the input pipeline keeps up and the CPU (or GPU) is busy with the model.
+            "input_wait_fraction": epoch_run.input_wait_fraction,
             "epoch_seconds": time.perf_counter() - started,
         }
         improved = row["val_psnr"] > state.best_val_psnr
@@ -250,8 +303,9 @@ def float32_inference_model(trained: keras.Model, params: Params) -> keras.Model
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        fresh = build_dce_net(params.model.iterations, params.model.filters)
+        m = params.model
+        fresh = build_dce_net(m.iterations, m.filters, m.variant)
+        fresh.set_weights(trained.get_weights())
+        return inference_model(fresh, m.scale_factor)
     finally:
         keras.mixed_precision.set_global_policy(policy)
-    fresh.set_weights(trained.get_weights())
-    return inference_model(fresh)
