@@ -32,7 +32,7 @@ if TYPE_CHECKING:  # Keras and TensorFlow load in seconds: only once a model is 
     import keras
     from tqdm import tqdm
 
-    from src.evaluation import Enhancer
+    from src.inference import Enhancer
 
 CHAMPION_ALIAS = "champion"
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # a scheme of 2+ letters, so C:\ stays a path
@@ -159,13 +159,14 @@ def enhance_all(
     overwrite: bool = False,
     tile: int = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
+    precision: str = "float32",
 ) -> Outcome:
     """Enhance every job; a failing file is recorded and the loop goes on."""
     from tqdm import tqdm
 
-    from src.evaluation import Enhancer
+    from src.inference import Enhancer
 
-    enhancer = Enhancer(model)
+    enhancer = Enhancer(model, precision)
     outcome = Outcome()
     start = time.perf_counter()
     with tqdm(jobs, desc="enhancing", unit="img", file=sys.stderr, dynamic_ncols=True) as bar:
@@ -194,6 +195,8 @@ def _enhance_one(job: Job, enhancer: Enhancer, overwrite: bool, tile: int, margi
         raise PipelineError(f"{job.source}: output {job.target} exists (use --overwrite to replace it)")
     photo = read_photo(job.source)
     height, width = photo.rgb.shape[:2]
+    if not enhancer.exact_in_tiles:
+        tile = max(height, width)  # Zero-DCE++ sees the whole (downscaled) image: tiles would differ
     tiles = count_windows(height, width, tile) if max(height, width) > tile else 1
     done = 0
 
@@ -248,6 +251,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"context around each tile in px (default {DEFAULT_MARGIN})",
     )
     parser.add_argument(
+        "--precision",
+        choices=("float32", "mixed_bfloat16"),
+        default="float32",
+        help="mixed_bfloat16: convolutions in bfloat16, faster on CPUs with AVX512-BF16/AMX and GPUs",
+    )
+    parser.add_argument(
         "--params", type=Path, default=DEFAULT_PARAMS, help="for the tracking URI and model name"
     )
     args = parser.parse_args(argv)
@@ -269,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         raise PipelineError("nothing to enhance" + (" (see the errors above)" if errors else ""))
     model = load_model(args.model or default_model_uri(args.params), args.params)
     args.output.mkdir(parents=True, exist_ok=True)
-    outcome = enhance_all(jobs, model, args.overwrite, args.tile, args.margin)
+    outcome = enhance_all(jobs, model, args.overwrite, args.tile, args.margin, args.precision)
     outcome.errors[:0] = errors
     print(summary_line(outcome, args.output))
     return 0 if outcome.ok else 1

@@ -17,7 +17,7 @@ from helpers_models import tiny_model_store
 from PIL import Image, ImageOps
 
 from src.enhance import main
-from src.evaluation import Enhancer
+from src.inference import Enhancer
 from src.model_io import load_keras_model
 from src.photos import LUMA, orient, png16_chunks, read_photo
 from src.tiling import enhance_tiled
