@@ -15,7 +15,6 @@ from helpers_data import FIXTURE_DATASET, fixture_pair
 from keras import layers, ops
 
 from src.errors import PipelineError
-from src.inference import Enhancer
 from src.export import (
     BUILTINS,
     OnnxEnhancer,
@@ -28,6 +27,7 @@ from src.export import (
     synthetic_images,
 )
 from src.images import to_unit_float
+from src.inference import Enhancer
 from src.model import build_dce_net, inference_model
 
 
