@@ -148,24 +148,31 @@ class Trainer:
         return {k: self.strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
 
     def _replica_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One replica's share of a step.
+        losses, grads = self.batch_gradients(images)
+        replicas = self.strategy.num_replicas_in_sync
+        variables = self.model.trainable_variables
+        # Keras sums the replicas' gradients once more when it applies them.
+        self.optimizer.apply_gradients(zip([g / replicas for g in grads], variables, strict=True))
+        return losses
+
+    def batch_gradients(self, images: tf.Tensor) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
+        """This replica's losses and the clipped gradient of the whole global batch.
 
         The global-norm clip must see the gradient of the whole batch, but Keras 3
-        optimizers clip each replica's gradient before summing them; so the sum and
-        the clip happen here, and the optimizer gets each replica's 1/n of the result.
+        optimizers clip each replica's gradient before summing them; so the sum over
+        replicas and the clip happen here (on one device both are trivial).
         """
         replicas = self.strategy.num_replicas_in_sync
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             enhanced, curves = self.model(images, training=True)
             losses = self.loss(images, enhanced, curves)
-            share = losses["total"] / replicas
+            share = losses["total"] / replicas  # mean over the global batch
         grads = tape.gradient(share, variables)
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
         if self.params.train.grad_clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, self.params.train.grad_clip_norm)
-        self.optimizer.apply_gradients(zip([g / replicas for g in grads], variables, strict=True))
-        return losses
+        return losses, grads
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3]), tf.TensorSpec([1, None, None, 3])])
     def val_step(self, low: tf.Tensor, high: tf.Tensor) -> dict[str, tf.Tensor]:
