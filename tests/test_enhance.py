@@ -247,3 +247,24 @@ def test_cli_large_image_in_bounded_memory_with_a_corrupt_file_among_good_ones(t
     corner = large[:600, :700].astype(np.float32) / 255  # the tile seams at 512 px lie inside
     expected = to8(net(corner))
     assert np.abs(got[:550, :650] - expected[:550, :650]).max() <= 1
+
+
+def test_zero_dce_pp_photos_are_enhanced_whole_not_in_tiles(tmp_path):
+    """Its curves come from a downscaled copy of the whole photo, which tiles would not see."""
+    from src.model import build_dce_net, inference_model
+
+    model_path = tmp_path / "pp.keras"
+    trained = build_dce_net(4, 8, "zero_dce_pp")
+    trained.set_weights([w * 3 for w in trained.get_weights()])  # curves that vary across the photo
+    inference_model(trained, scale_factor=8).save(model_path)
+    rgb = dark(150, 230)
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    status = main([str(tmp_path / "photo.png"), "-o", str(tmp_path / "out"), "--model", str(model_path),
+                   "--tile", "64"])  # fmt: skip
+    assert status == 0
+    written = np.asarray(Image.open(tmp_path / "out" / "photo.png")).astype(np.int32)
+    enhancer = Enhancer(load_keras_model(model_path))
+    whole = enhancer(rgb.astype(np.float32) / 255)
+    assert np.abs(written - to8(whole)).max() <= 1
+    tiled = enhance_tiled(enhancer, rgb.astype(np.float32) / 255, 64, 32)
+    assert np.abs(to8(tiled) - to8(whole)).max() > 2, "tiles would have changed the result"
