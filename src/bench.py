@@ -314,7 +314,7 @@ def render(report: dict[str, Any]) -> str:
         f"training: {s['train_images']} real images, {s['crop_size']}x{s['crop_size']} crops, batch "
         f"{s['batch_size']}, {s['warmup_epochs']} warm-up + {s['timed_epochs']} timed epochs",
         "",
-        f"{'training':<34}{'images/s':>10}{'input wait':>12}{'pipeline img/s':>16}{'peak MB':>10}",
+        f"{'training':<42}{'images/s':>10}{'input wait':>12}{'pipeline img/s':>16}{'peak MB':>10}",
     ]
     for r in report["results"]:
         if r["kind"] in ("train", "reference_train"):
@@ -325,11 +325,11 @@ def render(report: dict[str, Any]) -> str:
             )
             wait = f"{r['input_wait_fraction']:.1%}" if "input_wait_fraction" in r else "-"
             pipe = f"{r['pipeline_images_per_s']:.0f}" if "pipeline_images_per_s" in r else "-"
-            lines.append(f"{name:<34}{r['images_per_s']:>10.1f}{wait:>12}{pipe:>16}{r['peak_rss_mb']:>10.0f}")
+            lines.append(f"{name:<42}{r['images_per_s']:>10.1f}{wait:>12}{pipe:>16}{r['peak_rss_mb']:>10.0f}")
     sizes = [k for k in next(r for r in report["results"] if r["kind"] == "inference") if k.startswith("ms_")]
     lines += [
         "",
-        f"{'inference (median ms)':<34}" + "".join(f"{k[3:]:>12}" for k in sizes) + f"{'peak MB':>10}",
+        f"{'inference (median ms)':<42}" + "".join(f"{k[3:]:>12}" for k in sizes) + f"{'peak MB':>10}",
     ]
     for r in report["results"]:
         if r["kind"] == "inference":
@@ -338,7 +338,7 @@ def render(report: dict[str, Any]) -> str:
                 "traced": "saved graph fp32, tf.function",
             }.get(r["path"], f"fused {r['precision']}")
             lines.append(
-                f"{name:<34}" + "".join(f"{r[k]:>12.1f}" for k in sizes) + f"{r['peak_rss_mb']:>10.0f}"
+                f"{name:<42}" + "".join(f"{r[k]:>12.1f}" for k in sizes) + f"{r['peak_rss_mb']:>10.0f}"
             )
     lines += ["", "ratios (training: ours / reference images/s; inference: baseline ms / ours):"]
     lines += [f"  {k}: {v}" for k, v in report["summary"]["ratios"].items()]
