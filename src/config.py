@@ -65,6 +65,7 @@ class TrainConfig:
     precision: Literal["float32", "mixed_bfloat16"] = "mixed_bfloat16"
     threads: int = 0
     strategy: Literal["default", "mirrored"] = "default"
+    fused_loss: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -30,7 +30,7 @@ from src.errors import PipelineError
 from src.images import atomic_write_text
 from src.losses import LOSS_NAMES, ZeroReferenceLoss
 from src.metrics import batch_psnr, batch_ssim
-from src.model import build_dce_net, inference_model, validation_model
+from src.model import apply_curves, build_dce_net, inference_model, validation_model
 
 LOSS_KEYS = (*LOSS_NAMES, "total")
 STATE_FILE = "state.json"
@@ -134,9 +134,25 @@ class Trainer:
         m = params.model
         with self.strategy.scope():
             self.model = build_dce_net(m.iterations, m.filters, m.variant)
-            self.validated = validation_model(self.model, m.scale_factor)
+            validated = validation_model(self.model, m.scale_factor)
             self.optimizer = keras.optimizers.Adam(params.train.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
+        # The same weights, up to the curve maps only: the curves are applied inside the
+        # (fused) loss. Keras computes just the outputs asked for.
+        self.curve_net = keras.Model(self.model.inputs[0], self.model.outputs[1])
+        self.validated_curve_net = keras.Model(validated.inputs[0], validated.outputs[1])
+        iterations = m.iterations
+
+        def enhance_and_score(images: tf.Tensor, curves: tf.Tensor):
+            enhanced = apply_curves(images, curves, iterations)
+            return enhanced, self.loss(images, enhanced, curves)
+
+        # One XLA kernel for the curves and the four losses (forward and backward): they are
+        # dozens of element-wise passes over the batch, memory-bound when run op by op.
+        # The convolutions stay outside, where TensorFlow's oneDNN kernels are faster.
+        self.enhance_and_score = (
+            tf.function(enhance_and_score, jit_compile=True) if params.train.fused_loss else enhance_and_score
+        )
 
     def distribute(self, batches: tf.data.Dataset) -> tf.data.Dataset:
         """Global batches → per-replica shares (the dataset itself on one device)."""
@@ -165,8 +181,8 @@ class Trainer:
         replicas = self.strategy.num_replicas_in_sync
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
-            enhanced, curves = self.model(images, training=True)
-            losses = self.loss(images, enhanced, curves)
+            curves = self.curve_net(images, training=True)
+            _, losses = self.enhance_and_score(images, curves)
             share = losses["total"] / replicas  # mean over the global batch
         grads = tape.gradient(share, variables)
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
@@ -176,8 +192,8 @@ class Trainer:
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3]), tf.TensorSpec([1, None, None, 3])])
     def val_step(self, low: tf.Tensor, high: tf.Tensor) -> dict[str, tf.Tensor]:
-        enhanced, curves = self.validated(low, training=False)
-        results = self.loss(low, enhanced, curves)
+        enhanced, results = self.enhance_and_score(low, self.validated_curve_net(low, training=False))
+        results = dict(results)
         results["psnr"] = batch_psnr(enhanced, high)[0]
         results["ssim"] = batch_ssim(enhanced, high)[0]
         return results

@@ -126,3 +126,31 @@ def test_non_finite_loss_stops_with_a_clear_error_and_a_failed_run(tmp_path, mon
     assert runs[0].info.status == "FAILED"
     assert "not finite" in runs[0].data.tags["failure_reason"]
     assert not list(Path(tmp_path).glob("**/*.keras"))
+
+
+@pytest.mark.parametrize("variant", ["zero_dce", "zero_dce_pp"])
+def test_fused_loss_gives_the_op_by_op_losses_and_gradients(tmp_path, variant):
+    import dataclasses
+
+    import tensorflow as tf
+
+    base = tiny_params(tmp_path)
+    model = dataclasses.replace(base.model, variant=variant, scale_factor=4)
+    fused = Trainer(dataclasses.replace(base, model=model))
+    plain = Trainer(
+        dataclasses.replace(base, model=model, train=dataclasses.replace(base.train, fused_loss=False))
+    )
+    plain.model.set_weights(fused.model.get_weights())
+    images = tf.constant(np.random.default_rng(8).random((2, 32, 32, 3)).astype(np.float32) * 0.4)
+    (fused_losses, fused_grads), (plain_losses, plain_grads) = (
+        tf.function(t.batch_gradients)(images) for t in (fused, plain)
+    )
+    for key in plain_losses:
+        np.testing.assert_allclose(fused_losses[key], plain_losses[key], rtol=1e-4, atol=1e-7)
+    for a, b in zip(fused_grads, plain_grads, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-7)
+    low = tf.constant(np.random.default_rng(9).random((1, 40, 52, 3)).astype(np.float32) * 0.3)
+    high = tf.constant(np.random.default_rng(10).random((1, 40, 52, 3)).astype(np.float32))
+    fused_val, plain_val = fused.val_step(low, high), plain.val_step(low, high)
+    for key in plain_val:
+        np.testing.assert_allclose(fused_val[key], plain_val[key], rtol=1e-4, atol=1e-6)
