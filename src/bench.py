@@ -250,7 +250,8 @@ def training_paths(images: list[Path], split: Path, count: int) -> list[str]:
 def plan(args: argparse.Namespace, settings: Settings, paths: list[str]) -> list[dict]:
     common = {"params": str(args.params)}
     loop = {"paths": paths, "warmup_epochs": settings.warmup_epochs, "timed_epochs": settings.timed_epochs}
-    jobs = [{**common, **loop, "kind": "reference_train", "variant": "reference", "precision": "float32"}]
+    reference = {**common, **loop, "kind": "reference_train", "variant": "reference", "precision": "float32"}
+    jobs = [{**reference, "repeat": n + 1} for n in range(args.reference_repeats)]
     jobs += [
         {**common, **loop, "kind": "train", "variant": v, "precision": p}
         for v in args.variants
@@ -272,7 +273,10 @@ def plan(args: argparse.Namespace, settings: Settings, paths: list[str]) -> list
 
 def summarise(results: list[dict]) -> dict[str, Any]:
     """Our/reference ratios and the goals, from the measurements of this one run."""
-    reference = next(r for r in results if r["kind"] == "reference_train")
+    # The reference's throughput varies from run to run more than ours (its per-epoch
+    # decoding competes with the step for the same cores), so it is measured several times
+    # and ratios are taken against its fastest run: the conservative comparison.
+    reference = max((r for r in results if r["kind"] == "reference_train"), key=lambda r: r["images_per_s"])
     trained = [r for r in results if r["kind"] == "train"]
     inferred = [r for r in results if r["kind"] == "inference"]
     ratios: dict[str, float] = {}
@@ -319,7 +323,7 @@ def render(report: dict[str, Any]) -> str:
     for r in report["results"]:
         if r["kind"] in ("train", "reference_train"):
             name = (
-                "reference (Model.fit, fp32)"
+                f"reference (Model.fit, fp32), run {r.get('repeat', 1)}"
                 if r["kind"] == "reference_train"
                 else (f"{r['variant']} {r['precision']}")
             )
@@ -340,7 +344,10 @@ def render(report: dict[str, Any]) -> str:
             lines.append(
                 f"{name:<42}" + "".join(f"{r[k]:>12.1f}" for k in sizes) + f"{r['peak_rss_mb']:>10.0f}"
             )
-    lines += ["", "ratios (training: ours / reference images/s; inference: baseline ms / ours):"]
+    lines += [
+        "",
+        "ratios (training: ours / the fastest reference run's images/s; inference: baseline ms / ours):",
+    ]
     lines += [f"  {k}: {v}" for k, v in report["summary"]["ratios"].items()]
     lines += ["goals:"]
     lines += [
@@ -370,6 +377,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup-epochs", type=int, default=1)
     parser.add_argument("--timed-epochs", type=int, default=2)
     parser.add_argument("--runs", type=int, default=10, help="timed inference calls per size")
+    parser.add_argument(
+        "--reference-repeats", type=int, default=3, help="reference trainings; ratios use the fastest"
+    )
     parser.add_argument("--sizes", type=_size, nargs="+", default=list(SIZES), help="WIDTHxHEIGHT ...")
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS))
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))

@@ -19,6 +19,7 @@ def test_one_run_measures_ours_and_the_reference_and_derives_the_ratios(tmp_path
         "--params", str(params), "--images", str(FIXTURE_DATASET / "our485" / "low"),
         "--train-images", "4", "--warmup-epochs", "1", "--timed-epochs", "1", "--runs", "2",
         "--sizes", "40x32", "--variants", "zero_dce_pp", "--precisions", "float32", "--out", str(out),
+        "--reference-repeats", "1",
     ])  # fmt: skip
     report = json.loads(out.read_text())
     kinds = [(r["kind"], r["variant"], r.get("path")) for r in report["results"]]
@@ -40,11 +41,12 @@ def test_one_run_measures_ours_and_the_reference_and_derives_the_ratios(tmp_path
     assert fused["ms_40x32"] > 0
     assert report["machine"]["cores"] >= 1 and report["settings"]["train_images"] == 4
     printed = capsys.readouterr().out
-    assert "reference (Model.fit, fp32)" in printed and "40x32" in printed
+    assert "reference (Model.fit, fp32), run 1" in printed and "40x32" in printed
 
 
 def test_goals_are_judged_from_the_measurements():
     results = [
+        {"kind": "reference_train", "variant": "reference", "precision": "float32", "images_per_s": 7.0},
         {"kind": "reference_train", "variant": "reference", "precision": "float32", "images_per_s": 10.0},
         {"kind": "train", "variant": "zero_dce", "precision": "float32", "images_per_s": 12.0},
         {"kind": "train", "variant": "zero_dce", "precision": "mixed_bfloat16", "images_per_s": 16.0},
