@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from src.errors import PipelineError
-from src.model import CURVE_NET, build_curve_net_pp, build_dce_net
+from src.model import CURVE_NET, build_curve_net_pp, build_dce_net, precision_policy
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 PARITY_TOLERANCE = {"float32": 1e-4, "mixed_bfloat16": 0.05}
@@ -96,10 +96,8 @@ class Enhancer:
             )
 
     def _fast_path(self, model: keras.Model, precision: str):
-        arch = architecture_of(model)
-        policy = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy(precision)
-        try:
+        arch = self.architecture
+        with precision_policy(precision):
             if arch.variant == "zero_dce":
                 trained = build_dce_net(arch.iterations, arch.filters, "zero_dce")
                 estimator = keras.Model(trained.inputs[0], trained.outputs[1])
@@ -107,8 +105,6 @@ class Enhancer:
             else:
                 estimator = build_curve_net_pp(arch.filters)
                 source = model.get_layer(CURVE_NET)
-        finally:
-            keras.mixed_precision.set_global_policy(policy)
         estimator.set_weights(source.get_weights())
         iterations, scale = arch.iterations, arch.scale_factor
 

@@ -16,6 +16,8 @@ custom resize layer (Keras' own resize needs sizes known when the graph is built
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import keras
@@ -24,6 +26,17 @@ from keras import layers, ops
 Variant = Literal["zero_dce", "zero_dce_pp"]
 VARIANTS: tuple[str, ...] = ("zero_dce", "zero_dce_pp")
 CURVE_NET = "curve_net"  # the Zero-DCE++ curve estimator, a nested model shared by both graphs
+
+
+@contextmanager
+def precision_policy(name: str) -> Iterator[None]:
+    """Build layers under a Keras dtype policy without changing it for the rest of the process."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def apply_curves(image: keras.KerasTensor, curves: keras.KerasTensor, iterations: int) -> keras.KerasTensor:

@@ -30,7 +30,7 @@ from src.errors import PipelineError
 from src.images import atomic_write_text
 from src.losses import LOSS_NAMES, ZeroReferenceLoss
 from src.metrics import batch_psnr, batch_ssim
-from src.model import apply_curves, build_dce_net, inference_model, validation_model
+from src.model import apply_curves, build_dce_net, inference_model, precision_policy, validation_model
 
 LOSS_KEYS = (*LOSS_NAMES, "total")
 STATE_FILE = "state.json"
@@ -323,12 +323,8 @@ def float32_inference_model(trained: keras.Model, params: Params) -> keras.Model
     Mixed precision is a training speed-up; a shipped model with bfloat16 layers
     would run slowly (or emulated) on CPUs without bf16 units.
     """
-    policy = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        m = params.model
+    m = params.model
+    with precision_policy("float32"):
         fresh = build_dce_net(m.iterations, m.filters, m.variant)
-        fresh.set_weights(trained.get_weights())
-        return inference_model(fresh, m.scale_factor)
-    finally:
-        keras.mixed_precision.set_global_policy(policy)
+    fresh.set_weights(trained.get_weights())
+    return inference_model(fresh, m.scale_factor)
