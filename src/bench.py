@@ -127,21 +127,33 @@ def _median_ms(call, image, runs: int) -> float:
 
 
 def measure_inference(
-    params: Params, variant: str, precision: str, path: str, runs: int, sizes: list[tuple[int, int]]
+    params: Params,
+    variant: str,
+    precision: str,
+    path: str,
+    runs: int,
+    sizes: list[tuple[int, int]],
+    denoiser: str = "none",
 ) -> dict:
     """Median latency of one image per call. `path`: `fused` is our inference path
     (src.inference); `keras` calls the saved float32 model directly, as the recipe does;
     `traced` is the saved graph as one tf.function, which separates what tracing gains
-    from what fusing the curves gains."""
+    from what fusing the curves gains. `denoiser` none times the curves alone (with the
+    exposure gate if params have it), so the table shows what the denoiser costs."""
     import numpy as np
     import tensorflow as tf
 
     from src.inference import Enhancer
-    from src.model import build_dce_net, inference_model
+    from src.model import build_dce_net, build_denoiser, inference_model
 
     keras_seed(params.train.seed)
     m = params.model
-    model = inference_model(build_dce_net(m.iterations, m.filters, variant), m.scale_factor)
+    model = inference_model(
+        build_dce_net(m.iterations, m.filters, variant),
+        m.scale_factor,
+        build_denoiser(m.denoiser_filters, m.denoiser_stride) if denoiser != "none" else None,
+        m.gate_band if m.exposure_gate else None,
+    )
     if path == "fused":
         call = Enhancer(model, precision).forward
     elif path == "traced":
@@ -167,7 +179,15 @@ def worker(job: dict) -> dict:
         result = measure_reference(params, job["paths"], job["warmup_epochs"], job["timed_epochs"])
     else:
         sizes = [tuple(size) for size in job["sizes"]]
-        result = measure_inference(params, job["variant"], job["precision"], job["path"], job["runs"], sizes)
+        result = measure_inference(
+            params,
+            job["variant"],
+            job["precision"],
+            job["path"],
+            job["runs"],
+            sizes,
+            job.get("denoiser", "none"),
+        )
     return {
         **{k: v for k, v in job.items() if k not in ("paths", "params", "sizes")},
         **result,
@@ -249,6 +269,9 @@ def training_paths(images: list[Path], split: Path, count: int) -> list[str]:
 
 def plan(args: argparse.Namespace, settings: Settings, paths: list[str]) -> list[dict]:
     common = {"params": str(args.params)}
+    shipped = load_params(args.params).model.denoiser
+    # Every fused measurement twice where the params ship a denoiser: with it, and the curves alone.
+    denoisers = [shipped] if shipped == "none" else [shipped, "none"]
     loop = {"paths": paths, "warmup_epochs": settings.warmup_epochs, "timed_epochs": settings.timed_epochs}
     reference = {**common, **loop, "kind": "reference_train", "variant": "reference", "precision": "float32"}
     jobs = [{**reference, "repeat": n + 1} for n in range(args.reference_repeats)]
@@ -259,14 +282,23 @@ def plan(args: argparse.Namespace, settings: Settings, paths: list[str]) -> list
     ]
     infer = {"runs": settings.inference_runs}
     jobs += [
-        {**common, **infer, "kind": "inference", "variant": v, "precision": "float32", "path": path}
+        {
+            **common,
+            **infer,
+            "kind": "inference",
+            "variant": v,
+            "precision": "float32",
+            "path": path,
+            "denoiser": shipped,
+        }
         for v in args.variants
         for path in ("keras", "traced")
     ]
     jobs += [
-        {**common, **infer, "kind": "inference", "variant": v, "precision": p, "path": "fused"}
+        {**common, **infer, "kind": "inference", "variant": v, "precision": p, "path": "fused", "denoiser": d}
         for v in args.variants
         for p in args.precisions
+        for d in denoisers
     ]
     return jobs
 
@@ -288,7 +320,8 @@ def summarise(results: list[dict]) -> dict[str, Any]:
             name = f"training zero_dce {r['precision']} ≥ {GOALS['training_speedup']:g}x reference"
             goals.append(_goal(name, ratio, GOALS["training_speedup"], "x"))
     plain = {(r["variant"], r["path"]): r for r in inferred if r["path"] != "fused"}
-    for r in (r for r in inferred if r["path"] == "fused"):
+    shipped = {r.get("denoiser", "none") for r in plain.values()}
+    for r in (r for r in inferred if r["path"] == "fused" and r.get("denoiser", "none") in shipped):
         for key in (k for k in r if k.startswith("ms_")):
             for baseline in ("keras", "traced"):
                 if (r["variant"], baseline) in plain:
@@ -341,6 +374,7 @@ def render(report: dict[str, Any]) -> str:
                 "keras": "saved graph fp32, eager",
                 "traced": "saved graph fp32, tf.function",
             }.get(r["path"], f"fused {r['precision']}")
+            name += " + denoiser" if r.get("denoiser", "none") != "none" else ", curves only"
             lines.append(
                 f"{name:<42}" + "".join(f"{r[k]:>12.1f}" for k in sizes) + f"{r['peak_rss_mb']:>10.0f}"
             )

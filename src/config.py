@@ -37,10 +37,15 @@ class SplitConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-    variant: Literal["zero_dce", "zero_dce_pp"] = "zero_dce"
+    variant: Literal["zero_dce", "zero_dce_pp"] = "zero_dce_pp"
     iterations: int = 8
     filters: int = 32
     scale_factor: int = 12
+    denoiser: Literal["none", "n2n"] = "n2n"
+    denoiser_filters: int = 24
+    denoiser_stride: int = 2
+    exposure_gate: bool = True
+    gate_band: tuple[float, float] = (0.12, 0.30)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,17 +57,21 @@ class LossConfig:
     exposure_level: float = 0.5
     exposure_patch: int = 16
     spatial_region: int = 4
+    n2n_gamma: float = 2.0
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     seed: int = 42
-    epochs: int = 30
+    epochs: int = 12
     batch_size: int = 16
     crop_size: int = 128
-    learning_rate: float = 1e-4
+    learning_rate: float = 3e-4
+    denoiser_learning_rate: float = 1e-3
+    val_images: int = 25
+    denoiser_epochs: int = 20
     grad_clip_norm: float = 0.1
-    precision: Literal["float32", "mixed_bfloat16"] = "mixed_bfloat16"
+    precision: Literal["float32", "mixed_bfloat16"] = "float32"
     threads: int = 0
     strategy: Literal["default", "mirrored"] = "default"
     fused_loss: bool = True
@@ -73,6 +82,8 @@ class EvaluateConfig:
     clahe_clip_limit: float = 0.01
     timing_runs: int = 10
     precision: Literal["float32", "mixed_bfloat16"] = "float32"
+    tv_weights: tuple[float, ...] = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15)
+    tv_fit_images: int = 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,7 +93,7 @@ class TuneConfig:
     n_trials: int = 20
     timeout_s: float = 0.0
     workers: int = 1
-    epochs: int = 6
+    epochs: int = 12
     val_images: int = 40
     seed: int = 42
     pruner: Literal["median", "none"] = "median"
@@ -94,6 +105,8 @@ class TuneConfig:
     color_weight: tuple[float, float] = (1.5, 15.0)
     smoothness_weight: tuple[float, float] = (20.0, 2000.0)
     exposure_level: tuple[float, float] = (0.4, 0.7)
+    denoiser_learning_rate: tuple[float, float] = (1e-4, 1e-3)
+    n2n_gamma: tuple[float, float] = (0.5, 4.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +159,14 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         return value
     if hint is bool and isinstance(value, bool):
         return value
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
+        # tuple[float, ...]: a grid of candidate values (evaluate.tv_weights), not a range.
+        if not isinstance(value, list | tuple) or not value:
+            raise PipelineError(f"{where}: expected a non-empty list of numbers >= 0, got {value!r}")
+        grid = tuple(_coerce(v, float, where) for v in value)
+        if min(grid) < 0:
+            raise PipelineError(f"{where}: expected a non-empty list of numbers >= 0, got {value!r}")
+        return grid
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, list | tuple) or len(value) != 2:
             raise PipelineError(f"{where}: expected a [low, high] range, got {value!r}")
@@ -199,6 +220,17 @@ def _check_ranges(p: Params, where: str) -> None:
             "model sizes (iterations, filters, scale_factor) must be positive",
         ),
         (0.0 < p.loss.exposure_level < 1.0, "loss.exposure_level must lie in (0, 1)"),
+        (p.model.denoiser_filters > 0, "model.denoiser_filters must be positive"),
+        (p.model.denoiser_stride in (1, 2, 3), "model.denoiser_stride must be 1, 2 or 3"),
+        (
+            p.train.crop_size % (2 * p.model.denoiser_stride) == 0,
+            "train.crop_size must be a multiple of 2 x model.denoiser_stride (the denoiser loss pairs cells)",
+        ),
+        (p.model.gate_band[1] < 1.0, "model.gate_band must lie in (0, 1): [low, high] mean brightness"),
+        (p.loss.n2n_gamma >= 0, "loss.n2n_gamma must be >= 0"),
+        (p.train.denoiser_epochs >= 0, "train.denoiser_epochs must be >= 0"),
+        (p.train.val_images >= 0, "train.val_images must be >= 0 (0: all val pairs)"),
+        (p.train.denoiser_learning_rate > 0, "train.denoiser_learning_rate must be positive"),
         (p.train.epochs > 0 and p.train.batch_size > 0, "train.epochs and train.batch_size must be positive"),
         (p.train.crop_size >= p.loss.exposure_patch, "train.crop_size must be at least loss.exposure_patch"),
         (
@@ -210,6 +242,7 @@ def _check_ranges(p: Params, where: str) -> None:
         (p.fetch.retries >= 0, "fetch.retries must be >= 0"),
         (p.tune.n_trials > 0 and p.tune.workers > 0 and p.tune.epochs > 0, "tune counts must be positive"),
         (p.tune.exposure_level[1] < 1.0, "tune.exposure_level must stay below 1"),
+        (p.evaluate.tv_fit_images >= 0, "evaluate.tv_fit_images must be >= 0 (0 uses every val pair)"),
     ]
     for ok, message in checks:
         if not ok:

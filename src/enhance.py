@@ -198,6 +198,11 @@ def _enhance_one(job: Job, enhancer: Enhancer, overwrite: bool, tile: int, margi
     if not enhancer.exact_in_tiles:
         tile = max(height, width)  # Zero-DCE++ sees the whole (downscaled) image: tiles would differ
     tiles = count_windows(height, width, tile) if max(height, width) > tile else 1
+    if tiles > 1 and margin < enhancer.receptive_radius:
+        raise PipelineError(
+            f"{job.source}: --margin {margin} is below this model's receptive radius "
+            f"({enhancer.receptive_radius} px); tiles would differ from a whole-image pass"
+        )
     done = 0
 
     def on_tile() -> None:
@@ -205,7 +210,9 @@ def _enhance_one(job: Job, enhancer: Enhancer, overwrite: bool, tile: int, margi
         done += 1
         bar.set_postfix_str(f"{job.source.name} tile {done}/{tiles}", refresh=True)
 
-    enhanced = enhance_tiled(enhancer, photo.rgb, tile, margin, on_tile)
+    # The exposure gate judges the whole photo once; every tile then uses its strength.
+    strength = enhancer.strength_of(photo.rgb)
+    enhanced = enhance_tiled(lambda part: enhancer(part, strength), photo.rgb, tile, margin, on_tile)
     try:
         write_photo(job.target, photo, enhanced)
     except OSError as err:

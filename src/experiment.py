@@ -68,6 +68,7 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
         mlflow.log_metrics(
             {
                 "best_epoch": best["epoch"],
+                "best_val_score": best["val_score"],
                 "best_val_psnr": best["val_psnr"],
                 "best_val_ssim": best["val_ssim"],
             }
@@ -114,6 +115,7 @@ def write_training_outputs(
     metrics = {
         "best_epoch": int(best["epoch"]),
         "epochs": len(result.state.history),
+        "val_score": round(best["val_score"], 4),
         "val_psnr": round(best["val_psnr"], 4),
         "val_ssim": round(best["val_ssim"], 4),
         "train_images_per_s": round(float(result.history["train_images_per_s"].median()), 2),

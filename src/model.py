@@ -21,11 +21,19 @@ from contextlib import contextmanager
 from typing import Literal
 
 import keras
+import numpy as np
 from keras import layers, ops
 
 Variant = Literal["zero_dce", "zero_dce_pp"]
 VARIANTS: tuple[str, ...] = ("zero_dce", "zero_dce_pp")
 CURVE_NET = "curve_net"  # the Zero-DCE++ curve estimator, a nested model shared by both graphs
+DENOISER = "denoiser"  # the zero-reference denoiser, a nested model (see build_denoiser)
+EXPOSURE_GATE = "exposure_gate"  # the layer holding the gate's band (see gate_strength)
+DENOISERS: tuple[str, ...] = ("none", "n2n")
+# Dilations of the denoiser's 3×3 convolutions: a receptive radius of 1+2+4+2+1 = 10 px reaches
+# the blotchy (low-frequency) part of sensor noise at 1/3 the cost of Zero-DCE's trunk.
+DENOISER_DILATIONS = (1, 2, 4, 2)
+DENOISER_RADIUS = sum(DENOISER_DILATIONS) + 1
 
 
 @contextmanager
@@ -122,6 +130,87 @@ def build_dce_net(iterations: int = 8, filters: int = 32, variant: Variant = "ze
     return keras.Model(image, [enhanced, per_iteration], name="dce_net_pp")
 
 
+def build_denoiser(filters: int = 24, stride: int = 1) -> keras.Model:
+    """[enhanced, original] → enhanced minus its predicted noise.
+
+    The input is conditioned on the original low-light image too: with both, the net
+    sees how much each pixel was amplified, and amplified noise is what it must remove.
+    The last convolution starts at zero, so an untrained denoiser is the identity.
+
+    `stride` multiplies every dilation. LOL's noise is correlated between neighbouring
+    pixels (correlation ~0.5 at 1 px, ~0.2 at 2 px, ~0 at 4 px, measured on train
+    images), which a pixel-pair loss would learn to keep; so the net is trained on the
+    image's stride-`stride` sub-images (pixel-shuffle downsampling, `src.denoise_loss`),
+    whose neighbours are `stride` px apart. Convolutions dilated by `stride` on the whole
+    image compute exactly that net on every sub-image at once: the same weights, no
+    reshuffling, still translation-equivariant and hence exact in tiles.
+    """
+    enhanced = keras.Input(shape=(None, None, 3), name="enhanced", dtype="float32")
+    original = keras.Input(shape=(None, None, 3), name="original", dtype="float32")
+    x = layers.Concatenate(name="with_original")([enhanced, original])
+    for i, dilation in enumerate(DENOISER_DILATIONS, start=1):
+        x = layers.Conv2D(
+            filters, 3, padding="same", dilation_rate=dilation * stride, activation="relu", name=f"dn_conv{i}"
+        )(x)
+    noise = layers.Conv2D(
+        3, 3, padding="same", dilation_rate=stride, kernel_initializer="zeros", name="dn_noise"
+    )(x)
+    return keras.Model([enhanced, original], enhanced - ops.cast(noise, "float32"), name=DENOISER)
+
+
+def denoiser_radius(stride: int) -> int:
+    """How far (px) the deployed denoiser reaches: every dilation times the stride."""
+    return DENOISER_RADIUS * stride
+
+
+def gate_layer(band: tuple[float, float]) -> layers.Dense:
+    """A frozen 1→1 Dense holding the gate's line in log-brightness, so the band travels
+    inside the saved file (and can be read back) without a custom layer."""
+    low, high = band
+    span = max(float(np.log(high) - np.log(low)), 1e-6)
+    layer = layers.Dense(1, name=EXPOSURE_GATE, trainable=False, dtype="float32")
+    layer.build((None, 1))
+    layer.set_weights([np.array([[-1.0 / span]], np.float32), np.array([np.log(high) / span], np.float32)])
+    return layer
+
+
+def gate_strength(image: keras.KerasTensor, gate: layers.Dense) -> keras.KerasTensor:
+    """How strongly to enhance each image of a batch, from its mean brightness: [N, 1, 1, 1].
+
+    1 below the band's low end (a dark photo gets the full curves), 0 above its high
+    end (a photo that is already lit is returned unchanged), smooth in log brightness
+    in between. This is what lets a folder of mixed photos go through the model: the
+    curves themselves only ever learned to brighten dark images.
+    """
+    brightness = ops.mean(image, axis=(1, 2, 3))[:, None]
+    t = ops.clip(gate(ops.log(ops.maximum(brightness, 1e-4))), 0.0, 1.0)
+    smooth = t * t * (3.0 - 2.0 * t)  # smoothstep: no kink at the ends of the band
+    return ops.reshape(smooth, (-1, 1, 1, 1))
+
+
+def finish(
+    image: keras.KerasTensor,
+    enhanced: keras.KerasTensor,
+    gate: layers.Dense | None,
+    denoiser: keras.Model | None,
+    strength: keras.KerasTensor | None = None,
+) -> keras.KerasTensor:
+    """Gate, then denoise, the curves' output: what every deployed graph does after the curves.
+
+    Both steps are scaled by the gate's strength, so an image the gate leaves alone
+    comes back bit for bit. `strength` overrides the image's own (tiles of a large
+    photo must use the whole photo's, see `src.inference`).
+    """
+    s = gate_strength(image, gate) if strength is None and gate is not None else strength
+    if s is None and denoiser is None:
+        return enhanced
+    out = enhanced if s is None else image + s * (enhanced - image)
+    if denoiser is not None:
+        denoised = denoiser([out, image])
+        out = denoised if s is None else out + s * (denoised - out)
+    return ops.clip(out, 0.0, 1.0)
+
+
 def upsample_like(low: keras.KerasTensor, like: keras.KerasTensor) -> keras.KerasTensor:
     """Bilinear resize of `low` to the height and width of `like`, with stock ops only.
 
@@ -166,11 +255,21 @@ def _deployed(training_model: keras.Model, scale_factor: int) -> tuple[keras.Ker
     return image, apply_curves(image, alpha, iterations), alpha
 
 
-def inference_model(training_model: keras.Model, scale_factor: int = 1) -> keras.Model:
-    """The same weights with one output, the enhanced image: what is saved and served."""
+def inference_model(
+    training_model: keras.Model,
+    scale_factor: int = 1,
+    denoiser: keras.Model | None = None,
+    gate_band: tuple[float, float] | None = None,
+) -> keras.Model:
+    """The same weights with one output, the finished image: what is saved and served.
+
+    With a `gate_band` the curves (and the denoiser) are scaled by the exposure gate;
+    without one the graph is the plain Zero-DCE of the paper.
+    """
     image, enhanced, _ = _deployed(training_model, scale_factor)
+    gate = gate_layer(gate_band) if gate_band is not None else None
     name = "zero_dce_pp" if training_model.name == "dce_net_pp" else "zero_dce"
-    return keras.Model(image, enhanced, name=name)
+    return keras.Model(image, finish(image, enhanced, gate, denoiser), name=name)
 
 
 def validation_model(training_model: keras.Model, scale_factor: int = 1) -> keras.Model:

@@ -1,11 +1,13 @@
 """Whole-image results from bounded memory: run a fully convolutional model on overlapping tiles.
 
-DCE-Net is seven 3×3 convolutions deep, so each output pixel depends only on input
-pixels at most 7 away (a 15×15 receptive field); the curves are then applied pixel
-by pixel. A tile that carries at least that much real context around the part it
-keeps therefore produces exactly what a whole-image pass would — the image border
-sees the same zero padding either way — while memory grows with the tile, not the
-photo. The default margin of 32 px leaves room for deeper variants of the network.
+DCE-Net is seven 3×3 convolutions deep, so each curve depends only on input pixels
+at most 7 away; the curves are applied pixel by pixel, and the denoiser after them
+reaches 10 px × its stride further (27 in all by default). A tile that carries at
+least that much real context around the part it keeps therefore produces exactly
+what a whole-image pass would — the image border sees the same zero padding either
+way — while memory grows with the tile, not the photo. The exposure gate's strength
+is a property of the whole photo: it is computed once and handed to every tile.
+The default margin of 32 px covers the default model.
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import numpy as np
 
 DEFAULT_TILE = 512
 DEFAULT_MARGIN = 32
-RECEPTIVE_RADIUS = 7  # seven stacked 3×3 convolutions
+# Seven stacked 3×3 convolutions (7 px), then the default denoiser's dilated ones (10 px × its
+# stride 2, src.model.denoiser_radius; a test keeps the two in step without importing TensorFlow
+# here). src.enhance checks the margin against the loaded model's own radius as well.
+RECEPTIVE_RADIUS = 27
 
 
 @dataclass(frozen=True)

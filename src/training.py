@@ -26,15 +26,26 @@ from tqdm import tqdm
 
 from src.config import Params
 from src.dataset import TrainingImages, paired_images
+from src.denoise_loss import neighbor2neighbor, pixel_unshuffle
 from src.errors import PipelineError
 from src.images import atomic_write_text
 from src.losses import LOSS_NAMES, ZeroReferenceLoss
-from src.metrics import batch_psnr, batch_ssim
-from src.model import apply_curves, build_dce_net, inference_model, precision_policy, validation_model
+from src.metrics import batch_psnr, batch_ssim, quality_score
+from src.model import (
+    apply_curves,
+    build_dce_net,
+    build_denoiser,
+    finish,
+    gate_layer,
+    inference_model,
+    precision_policy,
+    validation_model,
+)
 
 LOSS_KEYS = (*LOSS_NAMES, "total")
 STATE_FILE = "state.json"
 BEST_WEIGHTS = "best.weights.h5"
+BEST_DENOISER_WEIGHTS = "best.denoiser.weights.h5"
 
 
 @dataclasses.dataclass
@@ -44,7 +55,7 @@ class TrainingState:
     fingerprint: str
     completed_epochs: int = 0
     best_epoch: int = -1
-    best_val_psnr: float = -math.inf
+    best_val_score: float = -math.inf  # src.metrics.quality_score of the best epoch
     run_id: str | None = None
     history: list[dict[str, float]] = dataclasses.field(default_factory=list)
 
@@ -79,9 +90,13 @@ def fingerprint(params: Params, train_csv: Path, val_csv: Path) -> str:
 class Checkpoints:
     """Per-epoch model + optimizer checkpoints and a JSON state in one folder."""
 
-    def __init__(self, folder: Path, model: keras.Model, optimizer: keras.optimizers.Optimizer):
+    def __init__(self, folder: Path, trainer: Trainer):
         self.folder = folder
-        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+        self.trainer = trainer
+        parts = {"model": trainer.model, "optimizer": trainer.optimizer}
+        if trainer.denoiser is not None:
+            parts.update(denoiser=trainer.denoiser_core, denoiser_optimizer=trainer.denoiser_optimizer)
+        self.checkpoint = tf.train.Checkpoint(**parts)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(folder / "epochs"), max_to_keep=1)
 
     @staticmethod
@@ -100,13 +115,27 @@ class Checkpoints:
             raise PipelineError(f"{self.folder}: state says training ran, but no checkpoint is there")
         self.checkpoint.restore(self.manager.latest_checkpoint).expect_partial()
 
-    def save(self, state: TrainingState, model: keras.Model, improved: bool) -> None:
+    def save(self, state: TrainingState, improved: bool) -> None:
         if improved:
-            tmp = self.folder / f"tmp-{BEST_WEIGHTS}"
-            model.save_weights(tmp)
-            tmp.replace(self.folder / BEST_WEIGHTS)
+            self._save_weights(self.trainer.model, BEST_WEIGHTS)
+            if self.trainer.denoiser is not None:
+                self._save_weights(self.trainer.denoiser, BEST_DENOISER_WEIGHTS)
         self.manager.save(checkpoint_number=state.completed_epochs)
         atomic_write_text(self.folder / STATE_FILE, json.dumps(dataclasses.asdict(state), indent=1))
+
+    def _save_weights(self, model: keras.Model, name: str) -> None:
+        tmp = self.folder / f"tmp-{name}"
+        model.save_weights(tmp)
+        tmp.replace(self.folder / name)
+
+    def load_best_curves(self) -> None:
+        """The curve weights of the best epoch so far: what the denoiser phase builds on."""
+        self.trainer.model.load_weights(self.folder / BEST_WEIGHTS)
+
+    def load_best(self) -> None:
+        self.trainer.model.load_weights(self.folder / BEST_WEIGHTS)
+        if self.trainer.denoiser is not None:
+            self.trainer.denoiser.load_weights(self.folder / BEST_DENOISER_WEIGHTS)
 
     @staticmethod
     def clear_folder(folder: Path) -> None:
@@ -137,6 +166,20 @@ class Trainer:
             validated = validation_model(self.model, m.scale_factor)
             self.optimizer = keras.optimizers.Adam(params.train.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
+            # The denoiser trains beside the curves, from their (detached) output, with its
+            # own optimizer: the curve losses never see it, its loss never moves the curves.
+            self.denoiser: keras.Model | None = None
+            if m.denoiser != "none":
+                # float32 even under mixed precision: its bf16 backward measured 5-6x slower
+                # than float32's on an AVX2 CPU (not measured on bf16 hardware).
+                with precision_policy("float32"):
+                    # Trained on stride-s sub-images with plain dilations; deployed on whole
+                    # images with dilations × s: the same weights (src.model.build_denoiser).
+                    self.denoiser_core = build_denoiser(m.denoiser_filters)
+                    self.denoiser = build_denoiser(m.denoiser_filters, m.denoiser_stride)
+                self.denoiser_optimizer = keras.optimizers.Adam(params.train.denoiser_learning_rate)
+                self.denoiser_optimizer.build(self.denoiser_core.trainable_variables)
+        self.gate = gate_layer(m.gate_band) if m.exposure_gate else None
         # The same weights, up to the curve maps only: the curves are applied inside the
         # (fused) loss. Keras computes just the outputs asked for.
         self.curve_net = keras.Model(self.model.inputs[0], self.model.outputs[1])
@@ -154,6 +197,11 @@ class Trainer:
             tf.function(enhance_and_score, jit_compile=True) if params.train.fused_loss else enhance_and_score
         )
 
+    def sync_denoiser(self) -> None:
+        """Copy the trained (sub-image) denoiser's weights into the deployed, dilated one."""
+        if self.denoiser is not None:
+            self.denoiser.set_weights(self.denoiser_core.get_weights())
+
     def distribute(self, batches: tf.data.Dataset) -> tf.data.Dataset:
         """Global batches → per-replica shares (the dataset itself on one device)."""
         return self.strategy.experimental_distribute_dataset(batches)
@@ -164,14 +212,60 @@ class Trainer:
         return {k: self.strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
 
     def _replica_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        losses, grads = self.batch_gradients(images)
+        _, losses, grads = self._curve_gradients(images)
         replicas = self.strategy.num_replicas_in_sync
-        variables = self.model.trainable_variables
         # Keras sums the replicas' gradients once more when it applies them.
-        self.optimizer.apply_gradients(zip([g / replicas for g in grads], variables, strict=True))
+        self.optimizer.apply_gradients(
+            zip([g / replicas for g in grads], self.model.trainable_variables, strict=True)
+        )
         return losses
 
+    @tf.function(reduce_retracing=True)
+    def denoiser_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """One step of the denoiser alone, on the output of the (frozen) trained curves."""
+        per_replica = self.strategy.run(self._denoiser_replica_step, args=(images,))
+        return {k: self.strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
+
+    def _denoiser_replica_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        enhanced = apply_curves(images, self.curve_net(images, training=False), self.params.model.iterations)
+        losses, grads = self.denoiser_gradients(images, tf.stop_gradient(enhanced))
+        replicas = self.strategy.num_replicas_in_sync
+        variables = self.denoiser_core.trainable_variables
+        self.denoiser_optimizer.apply_gradients(zip([g / replicas for g in grads], variables, strict=True))
+        return losses
+
+    def denoiser_gradients(
+        self, images: tf.Tensor, enhanced: tf.Tensor
+    ) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
+        """Neighbor2Neighbor loss on the curves' output and the denoiser's summed gradient.
+
+        Its random pixel pairs are drawn from (train.seed, step), so a resumed run
+        draws the ones an uninterrupted run would have.
+        """
+        replicas = self.strategy.num_replicas_in_sync
+        step = tf.cast(self.denoiser_optimizer.iterations, tf.int64)
+        seed = tf.stack([tf.constant(self.params.train.seed, tf.int64), step])
+        variables = self.denoiser_core.trainable_variables
+        stride = self.params.model.denoiser_stride
+        with tf.GradientTape() as tape:
+            losses = neighbor2neighbor(
+                lambda noisy, original: self.denoiser_core([noisy, original], training=True),
+                pixel_unshuffle(enhanced, stride),
+                pixel_unshuffle(images, stride),
+                seed,
+                self.params.loss.n2n_gamma,
+            )
+            share = losses["denoise"] / replicas
+        grads = tape.gradient(share, variables)
+        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
+        return losses, grads
+
     def batch_gradients(self, images: tf.Tensor) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
+        """The curve losses and the curve net's clipped gradient of the whole batch."""
+        _, losses, grads = self._curve_gradients(images)
+        return losses, grads
+
+    def _curve_gradients(self, images: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor], list[tf.Tensor]]:
         """This replica's losses and the clipped gradient of the whole global batch.
 
         The global-norm clip must see the gradient of the whole batch, but Keras 3
@@ -182,20 +276,34 @@ class Trainer:
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             curves = self.curve_net(images, training=True)
-            _, losses = self.enhance_and_score(images, curves)
+            enhanced, losses = self.enhance_and_score(images, curves)
             share = losses["total"] / replicas  # mean over the global batch
         grads = tape.gradient(share, variables)
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
         if self.params.train.grad_clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, self.params.train.grad_clip_norm)
-        return losses, grads
+        return tf.stop_gradient(enhanced), losses, grads
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3]), tf.TensorSpec([1, None, None, 3])])
     def val_step(self, low: tf.Tensor, high: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Losses of the curves, and the quality of the curves' image (with the gate)."""
+        return self._validate(low, high, None)
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3]), tf.TensorSpec([1, None, None, 3])])
+    def val_step_denoised(self, low: tf.Tensor, high: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The same, for the finished image as deployed: curves, gate, denoiser."""
+        return self._validate(low, high, self.denoiser)
+
+    def _validate(
+        self, low: tf.Tensor, high: tf.Tensor, denoiser: keras.Model | None
+    ) -> dict[str, tf.Tensor]:
         enhanced, results = self.enhance_and_score(low, self.validated_curve_net(low, training=False))
         results = dict(results)
-        results["psnr"] = batch_psnr(enhanced, high)[0]
-        results["ssim"] = batch_ssim(enhanced, high)[0]
+        finished = finish(low, enhanced, self.gate, denoiser)
+        results["curve_psnr"] = batch_psnr(enhanced, high)[0]
+        results["psnr"] = batch_psnr(finished, high)[0]
+        results["ssim"] = batch_ssim(finished, high)[0]
+        results["score"] = quality_score(results["psnr"], results["ssim"])
         return results
 
 
@@ -224,21 +332,27 @@ class EpochRun:
         return self.input_wait_seconds / self.seconds
 
 
-def train_epoch(trainer: Trainer, images: TrainingImages, epoch: int, desc: str = "") -> EpochRun:
-    """One pass over the training images, timing how long each step waited for its batch."""
+def train_epoch(
+    trainer: Trainer, images: TrainingImages, epoch: int, desc: str = "", step: Callable | None = None
+) -> EpochRun:
+    """One pass over the training images, timing how long each step waited for its batch.
+
+    `step` is the trainer's `train_step` (the curves) unless given (`denoiser_step`).
+    """
+    step = step or trainer.train_step
     started = time.perf_counter()
     batches = iter(trainer.distribute(images.epoch(epoch)))
     rows: list[dict[str, float]] = []
     input_wait = 0.0
     bar = tqdm(range(images.steps_per_epoch), desc=desc, unit="batch", leave=False, file=sys.stderr)
-    for step in bar:
+    for index in bar:
         waited = time.perf_counter()
         batch = next(batches)
         input_wait += time.perf_counter() - waited
-        values = {k: float(v) for k, v in trainer.train_step(batch).items()}
-        _check_finite(values, epoch, step)
+        values = {k: float(v) for k, v in step(batch).items()}
+        _check_finite(values, epoch, index)
         rows.append(values)
-        bar.set_postfix(loss=f"{values['total']:.4f}")
+        bar.set_postfix(loss=f"{values.get('total', values.get('denoise', 0.0)):.4f}")
     bar.close()
     return EpochRun(rows, time.perf_counter() - started, input_wait)
 
@@ -264,7 +378,7 @@ def train(
     cfg = params.train
     trainer = Trainer(params)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    checkpoints = Checkpoints(checkpoint_dir, trainer.model, trainer.optimizer)
+    checkpoints = Checkpoints(checkpoint_dir, trainer)
     state = Checkpoints.load_state(checkpoint_dir, fingerprint_value)
     resumed = state is not None
     if state is not None:
@@ -280,15 +394,34 @@ def train(
         on_start(state, resumed)
 
     images = TrainingImages(train_paths, cfg.crop_size, cfg.batch_size, cfg.seed)
-    val = paired_images(*val_pairs)
+    # Every epoch is scored on the same first `val_images` val pairs at full resolution:
+    # on a 2-core CPU scoring all 100 costs more than the epoch's training.
+    keep = cfg.val_images or len(val_pairs[0])
+    val = paired_images(val_pairs[0][:keep], val_pairs[1][:keep])
 
-    for epoch in range(state.completed_epochs, cfg.epochs):
+    # Two phases: the curves for `epochs`, then the denoiser alone for `denoiser_epochs` on
+    # the best epoch's (frozen) curves. Training it beside moving curves was tried first: it
+    # chased a moving target and, in the same wall time, removed a third as much noise.
+    total = cfg.epochs + (cfg.denoiser_epochs if trainer.denoiser is not None else 0)
+    for epoch in range(state.completed_epochs, total):
         started = time.perf_counter()
-        epoch_run = train_epoch(trainer, images, epoch, desc=f"epoch {epoch + 1}/{cfg.epochs}")
+        denoising = epoch >= cfg.epochs
+        if denoising and epoch == cfg.epochs:
+            checkpoints.load_best_curves()
+        epoch_run = train_epoch(
+            trainer,
+            images,
+            epoch,
+            desc=f"{'denoiser ' if denoising else ''}epoch {epoch + 1}/{total}",
+            step=trainer.denoiser_step if denoising else trainer.train_step,
+        )
         rows, train_seconds = epoch_run.losses, epoch_run.seconds
-        val_rows = [trainer.val_step(low, high) for low, high in val]
+        trainer.sync_denoiser()
+        validate = trainer.val_step_denoised if denoising else trainer.val_step
+        val_rows = [validate(low, high) for low, high in val]
         row = {
             "epoch": epoch + 1,
+            "phase": 2 if denoising else 1,
             **_mean(rows, "train_"),
             **_mean(val_rows, "val_"),
             "train_images_per_s": len(rows) * cfg.batch_size / train_seconds,
@@ -297,14 +430,17 @@ def train(
             "input_wait_fraction": epoch_run.input_wait_fraction,
             "epoch_seconds": time.perf_counter() - started,
         }
-        improved = row["val_psnr"] > state.best_val_psnr
+        # The best epoch is the best on PSNR and SSIM together (src.metrics.quality_score):
+        # PSNR alone rewards over-bright, noisy epochs.
+        improved = row["val_score"] > state.best_val_score
         if improved:
-            state.best_epoch, state.best_val_psnr = epoch, row["val_psnr"]
+            state.best_epoch, state.best_val_score = epoch, row["val_score"]
         state.history.append(row)
         state.completed_epochs = epoch + 1
-        checkpoints.save(state, trainer.model, improved)
+        checkpoints.save(state, improved)
+        loss = f"denoiser loss {row['train_denoise']:.5f}" if denoising else f"loss {row['train_total']:.4f}"
         print(
-            f"epoch {epoch + 1}/{cfg.epochs}: loss {row['train_total']:.4f} / val {row['val_total']:.4f}, "
+            f"epoch {epoch + 1}/{total}: {loss} / val {row['val_total']:.4f}, "
             f"val PSNR {row['val_psnr']:.2f} dB, SSIM {row['val_ssim']:.3f}"
             f"{' (best)' if improved else ''}, {row['epoch_seconds']:.0f}s "
             f"({row['train_images_per_s']:.1f} img/s)",
@@ -313,11 +449,13 @@ def train(
         if on_epoch_end:
             on_epoch_end(epoch, row, improved)
 
-    trainer.model.load_weights(checkpoint_dir / BEST_WEIGHTS)
-    return TrainingResult(model=float32_inference_model(trainer.model, params), state=state)
+    checkpoints.load_best()
+    return TrainingResult(model=float32_inference_model(trainer.model, params, trainer.denoiser), state=state)
 
 
-def float32_inference_model(trained: keras.Model, params: Params) -> keras.Model:
+def float32_inference_model(
+    trained: keras.Model, params: Params, trained_denoiser: keras.Model | None = None
+) -> keras.Model:
     """Rebuild the inference graph in float32 and copy the weights in.
 
     Mixed precision is a training speed-up; a shipped model with bfloat16 layers
@@ -326,5 +464,10 @@ def float32_inference_model(trained: keras.Model, params: Params) -> keras.Model
     m = params.model
     with precision_policy("float32"):
         fresh = build_dce_net(m.iterations, m.filters, m.variant)
+        denoiser = (
+            build_denoiser(m.denoiser_filters, m.denoiser_stride) if trained_denoiser is not None else None
+        )
     fresh.set_weights(trained.get_weights())
-    return inference_model(fresh, m.scale_factor)
+    if denoiser is not None:
+        denoiser.set_weights(trained_denoiser.get_weights())
+    return inference_model(fresh, m.scale_factor, denoiser, m.gate_band if m.exposure_gate else None)

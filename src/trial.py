@@ -1,4 +1,7 @@
-"""One Optuna trial: suggest params, train briefly, report validation PSNR, track in MLflow.
+"""One Optuna trial: suggest params, train briefly, report the validation score, track in MLflow.
+
+The score is `src.metrics.quality_score` (PSNR + 25·SSIM) of the finished image (curves,
+gate, denoiser): PSNR alone rewarded fast, over-bright configurations that lost SSIM.
 
 Kept apart from the study orchestration in `src.tune` so worker processes import only
 what a trial needs.
@@ -29,6 +32,8 @@ SEARCH_SPACE: dict[str, tuple[str, bool]] = {
     "loss.color_weight": ("color_weight", True),
     "loss.smoothness_weight": ("smoothness_weight", True),
     "loss.exposure_level": ("exposure_level", False),
+    "train.denoiser_learning_rate": ("denoiser_learning_rate", True),
+    "loss.n2n_gamma": ("n2n_gamma", False),
 }
 TRIAL_STATE_TAG = "trial_state"
 
@@ -55,7 +60,7 @@ def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
 
 
 class Objective:
-    """Callable Optuna objective: maximise the best validation PSNR of a short training."""
+    """Callable Optuna objective: maximise the best validation quality score of a short training."""
 
     def __init__(self, params: Params, split_dir: Path, scratch_dir: Path, parent_run_id: str | None):
         self.params = params
@@ -70,7 +75,8 @@ class Objective:
 
     def __call__(self, trial: optuna.Trial) -> float:
         cfg = self.params.tune
-        trial_params = with_overrides(self.params, {**suggest(trial, cfg), "train.epochs": cfg.epochs})
+        budget = {"train.epochs": cfg.epochs, "train.val_images": cfg.val_images}
+        trial_params = with_overrides(self.params, {**suggest(trial, cfg), **budget})
         keras.backend.clear_session()
         keras.utils.set_random_seed(cfg.seed)  # same init and batches for every trial: a fair race
         print(f"trial {trial.number}: {_describe(trial.params)}", file=sys.stderr)
@@ -104,19 +110,26 @@ class Objective:
         finally:
             shutil.rmtree(checkpoints, ignore_errors=True)
         best = result.best
+        trial.set_user_attr("val_psnr", best["val_psnr"])
         trial.set_user_attr("val_ssim", best["val_ssim"])
         trial.set_user_attr("best_epoch", int(best["epoch"]))
-        mlflow.log_metrics({"best_val_psnr": best["val_psnr"], "best_val_ssim": best["val_ssim"]})
+        mlflow.log_metrics(
+            {
+                "best_val_score": best["val_score"],
+                "best_val_psnr": best["val_psnr"],
+                "best_val_ssim": best["val_ssim"],
+            }
+        )
         mlflow.set_tag(TRIAL_STATE_TAG, "complete")
         mlflow.end_run()
-        return best["val_psnr"]
+        return best["val_score"]
 
     @staticmethod
     def _report(trial: optuna.Trial, epoch: int, row: dict[str, float]) -> None:
         mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
-        trial.report(row["val_psnr"], epoch)
+        trial.report(row["val_score"], epoch)
         if trial.should_prune():
-            raise optuna.TrialPruned(f"val PSNR {row['val_psnr']:.2f} dB after epoch {epoch + 1}")
+            raise optuna.TrialPruned(f"val score {row['val_score']:.2f} after epoch {epoch + 1}")
 
 
 def _describe(values: dict[str, float]) -> str:

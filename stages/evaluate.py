@@ -1,4 +1,5 @@
-"""DVC stage `evaluate`: the trained model and the baselines at full resolution on the test split."""
+"""DVC stage `evaluate`: the trained model and the baselines at full resolution on the test split,
+and the model on eval15's normal-light images."""
 
 import argparse
 import json
@@ -29,7 +30,11 @@ def main() -> None:
 
     model = load_keras_model(args.model)
     per_image, summary = evaluate(
-        model, read_split(args.split / "test.csv"), read_split(args.split / "train.csv"), params.evaluate
+        model,
+        read_split(args.split / "test.csv"),
+        read_split(args.split / "train.csv"),
+        read_split(args.split / "val.csv"),
+        params.evaluate,
     )
     args.per_image.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.per_image, per_image.to_csv(index=False, float_format="%.6g"))
@@ -44,7 +49,13 @@ def main() -> None:
     for scope in ("eval15", "test"):
         line = ", ".join(f"{m} {v['psnr']:.2f} dB / {v['ssim']:.3f}" for m, v in summary[scope].items())
         print(f"{scope}: {line}")
-    print(f"gamma {summary['gamma']}; {summary['inference_ms_600x400']} ms per 600x400 image")
+    print(f"gamma {summary['gamma']}; TV weight {summary['tv_weight']} (fitted on val)")
+    for method, v in summary["normal_light"].items():
+        print(
+            f"normal light, {method}: {v['psnr_vs_input']:.2f} dB vs input, brightness "
+            f"{v['brightness_in']:.3f} -> {v['brightness']:.3f}, {v['clipped_pct']:.2f}% clipped"
+        )
+    print(f"{summary['inference_ms_600x400']} ms per 600x400 image")
 
 
 if __name__ == "__main__":

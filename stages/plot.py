@@ -1,4 +1,5 @@
-"""DVC stage `plot`: loss-curve PNGs and a low / enhanced / ground-truth grid, logged to MLflow."""
+"""DVC stage `plot`: loss-curve PNGs, a low / enhanced / ground-truth grid and a normal-light
+input / output grid, logged to MLflow."""
 
 import argparse
 from pathlib import Path
@@ -15,7 +16,7 @@ def main() -> None:
     parser.add_argument("--split", type=Path, required=True)
     parser.add_argument("--run-file", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--examples", type=int, default=6, help="rows in the image grid")
+    parser.add_argument("--examples", type=int, default=6, help="rows in each image grid")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 

@@ -58,7 +58,11 @@ def train_and_evaluate(root: Path) -> TinyModel:
         root / "reports" / "train.json",
     )
     _, summary = evaluate(
-        result.model, read_split(split / "test.csv"), read_split(split / "train.csv"), params.evaluate
+        result.model,
+        read_split(split / "test.csv"),
+        read_split(split / "train.csv"),
+        read_split(split / "val.csv"),
+        params.evaluate,
     )
     tracking.log_to_run(run_file, params.mlflow, metrics=flat_metrics(summary))
     return TinyModel(root, params, run_id, model_path, run_file)

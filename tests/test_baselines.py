@@ -1,4 +1,4 @@
-"""Gamma fit and CLAHE baselines on the fixture images."""
+"""Gamma fit, CLAHE and TV-denoise baselines on the fixture images."""
 
 from __future__ import annotations
 
@@ -8,9 +8,19 @@ import numpy as np
 import pytest
 from helpers_data import SAMPLE_DATASET, fixture_pair, fixture_pairs
 
-from src.baselines import GAMMA_BOUNDS, apply_gamma, clahe, fit_gamma, mean_psnr_for_gamma
+from src.baselines import (
+    GAMMA_BOUNDS,
+    apply_gamma,
+    clahe,
+    fit_gamma,
+    fit_tv_weight,
+    mean_psnr_for_gamma,
+    tv_denoise,
+)
 from src.images import read_rgb, to_unit_float
-from src.metrics import psnr
+from src.metrics import psnr, ssim
+
+TV_GRID = (0.0, 0.02, 0.05, 0.1, 0.15)
 
 
 def test_fit_recovers_gamma_of_synthetic_float_pair() -> None:
@@ -93,6 +103,64 @@ def test_clahe_keeps_shape_range_and_brightens_a_dark_image() -> None:
     assert out.mean() > to_unit_float(low).mean() + 0.1
     assert psnr(out, high) > psnr(low, high)
     assert not np.allclose(clahe(low, clip_limit=0.05), out)  # the clip limit matters
+
+
+def noisy(image: np.ndarray, sigma: float, seed: int = 0) -> np.ndarray:
+    """A float32 copy in [0, 1] with Gaussian noise, like a brightened dark photo's sensor noise."""
+    unit = to_unit_float(image)
+    noise = np.random.default_rng(seed).normal(0.0, sigma, unit.shape)
+    return np.clip(unit + noise, 0.0, 1.0).astype(np.float32)
+
+
+def test_tv_denoise_brings_a_noisy_image_closer_to_the_clean_one() -> None:
+    _, high = fixture_pair("eval15", 1)
+    clean = to_unit_float(high)
+    dirty = noisy(high, 0.08)
+    out = tv_denoise(dirty, 0.1)
+    assert out.shape == clean.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    assert psnr(out, clean) > psnr(dirty, clean) + 2.0
+    assert ssim(out, clean) > ssim(dirty, clean)
+    assert psnr(tv_denoise(dirty, 0.02), clean) < psnr(out, clean)  # the weight sets the strength
+
+
+def test_tv_weight_zero_is_the_identity() -> None:
+    low, _ = fixture_pair("eval15", 1)
+    dirty = noisy(low, 0.05)
+    np.testing.assert_array_equal(tv_denoise(dirty, 0.0), dirty)
+    np.testing.assert_array_equal(tv_denoise(low, 0.0), to_unit_float(low))  # uint8 is scaled first
+    with pytest.raises(ValueError, match=">= 0"):
+        tv_denoise(dirty, -0.1)
+
+
+def test_fit_tv_weight_denoises_noisy_pairs_and_leaves_clean_ones_alone() -> None:
+    highs = [high for _, high in fixture_pairs("our485")[:3]]
+    outputs = [noisy(high, 0.08, seed) for seed, high in enumerate(highs)]
+    weight = fit_tv_weight(outputs, highs, TV_GRID)
+    assert weight > 0
+
+    def mean_psnr(w: float) -> float:
+        return float(
+            np.mean([psnr(tv_denoise(out, w), high) for out, high in zip(outputs, highs, strict=True)])
+        )
+
+    assert mean_psnr(weight) > mean_psnr(0.0) + 2.0
+    # Outputs already equal to the truth: any smoothing only loses (capped PSNR keeps 0 comparable).
+    clean = [to_unit_float(high) for high in highs]
+    assert fit_tv_weight(iter(clean), iter(highs), TV_GRID) == 0.0
+    assert fit_tv_weight(clean, highs, [0.1, 0.02]) == 0.02  # the grid's order does not matter
+
+
+def test_fit_tv_weight_input_errors() -> None:
+    _, high = fixture_pair("eval15", 1)
+    with pytest.raises(ValueError, match="no image pairs"):
+        fit_tv_weight([], [], TV_GRID)
+    with pytest.raises(ValueError, match="non-empty"):
+        fit_tv_weight([high], [high], [])
+    with pytest.raises(ValueError, match=">= 0"):
+        fit_tv_weight([high], [high], [0.1, -0.1])
+    with pytest.raises(ValueError):
+        fit_tv_weight([high, high], [high], TV_GRID)
 
 
 @pytest.mark.skipif(not SAMPLE_DATASET.is_dir(), reason="real LOL sample not on this machine")

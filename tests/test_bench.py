@@ -22,13 +22,15 @@ def test_one_run_measures_ours_and_the_reference_and_derives_the_ratios(tmp_path
         "--reference-repeats", "1",
     ])  # fmt: skip
     report = json.loads(out.read_text())
-    kinds = [(r["kind"], r["variant"], r.get("path")) for r in report["results"]]
+    kinds = [(r["kind"], r["variant"], r.get("path"), r.get("denoiser")) for r in report["results"]]
     assert kinds == [
-        ("reference_train", "reference", None),
-        ("train", "zero_dce_pp", None),
-        ("inference", "zero_dce_pp", "keras"),
-        ("inference", "zero_dce_pp", "traced"),
-        ("inference", "zero_dce_pp", "fused"),
+        ("reference_train", "reference", None, None),
+        ("train", "zero_dce_pp", None, None),
+        ("inference", "zero_dce_pp", "keras", "n2n"),
+        ("inference", "zero_dce_pp", "traced", "n2n"),
+        # The shipped model, and its curves alone: what the denoiser costs.
+        ("inference", "zero_dce_pp", "fused", "n2n"),
+        ("inference", "zero_dce_pp", "fused", "none"),
     ]
     reference, ours = report["results"][0], report["results"][1]
     assert reference["images"] == ours["images"] == 4, "one timed epoch of two batches of two"
@@ -42,6 +44,8 @@ def test_one_run_measures_ours_and_the_reference_and_derives_the_ratios(tmp_path
     assert report["machine"]["cores"] >= 1 and report["settings"]["train_images"] == 4
     printed = capsys.readouterr().out
     assert "reference (Model.fit, fp32), run 1" in printed and "40x32" in printed
+    assert "zero_dce_pp fused float32 + denoiser" in printed
+    assert "zero_dce_pp fused float32, curves only" in printed
 
 
 def test_goals_are_judged_from_the_measurements():

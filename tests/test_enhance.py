@@ -86,10 +86,13 @@ def test_formats_and_odd_sizes_keep_name_size_and_format(tiny, net, tmp_path):
 def test_tiles_with_enough_margin_equal_one_whole_image_pass(net):
     image = dark(70, 95).astype(np.float32) / 255
     whole = net(image)
-    for tile, margin in ((32, 7), (16, 32), (50, 8), (1000, 32)):
-        tiled = enhance_tiled(net, image, tile, margin)
+    reach = net.receptive_radius  # curves 7 px + the denoiser's 20
+    strength = net.strength_of(image)
+    assert reach == 27 and 0 < strength < 1, "the image is in the gate's band: tiles must share its strength"
+    for tile, margin in ((32, reach), (16, 32), (50, reach + 1), (1000, 32)):
+        tiled = enhance_tiled(lambda part: net(part, strength), image, tile, margin)
         assert np.abs(tiled - whole).max() < 1e-5, (tile, margin)
-    seams = np.abs(enhance_tiled(net, image, 16, 0) - whole).max()
+    seams = np.abs(enhance_tiled(lambda part: net(part, strength), image, 16, 0) - whole).max()
     assert seams > 1e-3, "without context the tile borders differ: the check above has teeth"
 
 
@@ -245,7 +248,7 @@ def test_cli_large_image_in_bounded_memory_with_a_corrupt_file_among_good_ones(t
     assert peak_gb < 2.0, f"peak RSS {peak_gb:.2f} GB"
     got = np.asarray(Image.open(out / "large.png")).astype(np.int32)
     corner = large[:600, :700].astype(np.float32) / 255  # the tile seams at 512 px lie inside
-    expected = to8(net(corner))
+    expected = to8(net(corner, net.strength_of(large.astype(np.float32) / 255)))  # the whole photo's strength
     assert np.abs(got[:550, :650] - expected[:550, :650]).max() <= 1
 
 

@@ -115,3 +115,14 @@ def test_batch_versions_scale_uint8_and_cast_float64() -> None:
         batch_ssim(lows, highs).numpy(), batch_ssim(lows / 255.0, highs / 255.0).numpy(), atol=1e-5
     )
     assert np.isinf(batch_psnr(highs, highs).numpy()).all()
+
+
+def test_batch_ssim_agrees_with_tensorflows_own_definition() -> None:
+    """The separable implementation is a speed-up, not a different metric."""
+    import tensorflow as tf
+
+    rng = np.random.default_rng(3)
+    pred = rng.random((2, 60, 70, 3)).astype(np.float32)
+    target = np.clip(pred + rng.normal(0, 0.1, pred.shape), 0, 1).astype(np.float32)
+    reference = tf.image.ssim(pred, target, 1.0, filter_size=11, filter_sigma=1.5, k1=0.01, k2=0.03)
+    np.testing.assert_allclose(batch_ssim(pred, target).numpy(), reference.numpy(), atol=2e-5)

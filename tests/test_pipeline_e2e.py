@@ -54,6 +54,10 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+def params_tv_weights(project: Path) -> list[float]:
+    return yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["tv_weights"]
+
+
 def run(project: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -79,25 +83,31 @@ def test_every_stage_wrote_its_outputs(reproduced):
         "reports/eval/per_image.csv",
         "reports/plots/loss_total.png",
         "reports/plots/test_examples.jpg",
+        "reports/plots/normal_light_examples.jpg",
         "reports/promote.json",
     ):
         assert (reproduced / path).is_file(), path
     losses = sorted(p.name for p in (reproduced / "reports/plots").glob("loss_*.png"))
     assert losses == [
-        f"loss_{n}.png" for n in sorted(["spatial", "exposure", "color", "smoothness", "total"])
+        f"loss_{n}.png" for n in sorted(["spatial", "exposure", "color", "smoothness", "total", "denoiser"])
     ]
 
 
 def test_metrics_cover_model_and_baselines_on_test_and_eval15(reproduced):
     metrics = json.loads((reproduced / "reports/eval/metrics.json").read_text())
     for scope in ("test", "eval15"):
-        assert set(metrics[scope]) == {"zero_dce", "input", "gamma", "clahe"}
+        assert set(metrics[scope]) == {"zero_dce", "zero_dce_tv", "input", "gamma", "clahe"}
         for values in metrics[scope].values():
             assert 0 < values["psnr"] < 60 and -1 <= values["ssim"] <= 1
     assert metrics["eval15"]["zero_dce"]["images"] == 3
     assert metrics["test"]["zero_dce"]["images"] == 4
     # The fitted gamma brightens: it must beat the untouched dark input.
     assert metrics["eval15"]["gamma"]["psnr"] > metrics["eval15"]["input"]["psnr"]
+    assert metrics["tv_weight"] in params_tv_weights(reproduced)
+    normal = metrics["normal_light"]
+    assert set(normal) == {"zero_dce", "input"} and normal["zero_dce"]["images"] == 3
+    assert normal["input"]["psnr_vs_input"] == 100.0  # the identity, capped
+    assert normal["input"]["brightness"] == normal["input"]["brightness_in"]
     shown = run(reproduced, "metrics", "show")
     assert shown.returncode == 0 and "eval15.zero_dce.psnr" in shown.stdout
 
@@ -110,11 +120,15 @@ def test_mlflow_run_holds_curves_psnr_and_a_loadable_model(reproduced, monkeypat
     client = mlflow.MlflowClient()
     run_info = client.get_run(run_id)
     assert run_info.info.status == "FINISHED"
+    # Two curve epochs (train and val losses), then one denoiser epoch (its loss; val again).
     for loss in ("spatial", "exposure", "color", "smoothness", "total"):
-        for split in ("train", "val"):
-            assert len(client.get_metric_history(run_id, f"{split}_{loss}")) == 2
+        assert [m.step for m in client.get_metric_history(run_id, f"train_{loss}")] == [1, 2]
+        assert [m.step for m in client.get_metric_history(run_id, f"val_{loss}")] == [1, 2, 3]
+    assert [m.step for m in client.get_metric_history(run_id, "train_denoise")] == [3]
     assert "eval15_zero_dce_psnr" in run_info.data.metrics
     assert "test_gamma_ssim" in run_info.data.metrics
+    for key in ("tv_weight_fitted", "normal_light_zero_dce_psnr_vs_input", "normal_light_input_brightness"):
+        assert key in run_info.data.metrics
     assert run_info.data.tags["git_commit"] != "unknown"
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}
     assert "plots/loss_total.png" in artifacts

@@ -32,14 +32,17 @@ def test_run_logs_curves_params_tags_and_a_loadable_model(tmp_path):
     assert run.data.params["train.learning_rate"] == str(params.train.learning_rate)
     assert run.data.tags["data_version"] and run.data.tags["git_commit"]
     history = {
-        key: mlflow.MlflowClient().get_metric_history(run_id, key) for key in ("train_total", "val_spatial")
+        key: mlflow.MlflowClient().get_metric_history(run_id, key)
+        for key in ("train_total", "val_spatial", "train_denoise")
     }
+    # Two epochs of curves, then one of the denoiser alone on the best curves.
     assert [m.step for m in history["train_total"]] == [1, 2]
-    assert len(history["val_spatial"]) == 2
-    for key in ("train_exposure", "val_color", "val_smoothness", "val_psnr", "val_ssim", "best_val_psnr"):
+    assert [m.step for m in history["train_denoise"]] == [3]
+    assert len(history["val_spatial"]) == 3
+    for key in ("train_exposure", "val_color", "val_smoothness", "val_psnr", "val_ssim", "best_val_score"):
         assert key in run.data.metrics
-    assert run.data.metrics["best_val_psnr"] == pytest.approx(
-        max(r["val_psnr"] for r in result.state.history)
+    assert run.data.metrics["best_val_score"] == pytest.approx(
+        max(r["val_score"] for r in result.state.history)
     )
 
     loaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
@@ -92,7 +95,7 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
 
     result, run_id = run_training(params, split, checkpoints)
     assert run_id == first_run.info.run_id, "the resumed training continues the same MLflow run"
-    assert [row["epoch"] for row in result.state.history] == [1, 2, 3]
+    assert [row["epoch"] for row in result.state.history] == [1, 2, 3, 4]  # + one denoiser epoch
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "train_total")]
     assert steps == [1, 2, 3]
     assert mlflow.MlflowClient().get_run(run_id).data.tags["resumed_at_epoch"] == "2"
@@ -103,7 +106,7 @@ def test_changed_params_do_not_resume_a_foreign_checkpoint(tmp_path):
     runtime.configure(params.train)
     split = tiny_split(tmp_path, params)
     _, first = run_training(params, split, tmp_path / "ckpt")
-    other = tiny_params(tmp_path, epochs=1, learning_rate=3e-4)
+    other = tiny_params(tmp_path, epochs=1, learning_rate=5e-4)
     _, second = run_training(other, split, tmp_path / "ckpt")
     assert first != second
 
