@@ -28,11 +28,11 @@ from src.model import (
     build_curve_net_pp,
     build_dce_net,
     build_denoiser,
-    denoiser_radius,
     finish,
     gate_layer,
     gate_strength,
     precision_policy,
+    receptive_radius,
 )
 
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -169,9 +169,10 @@ class Enhancer:
             if gate is None and denoiser is None:
                 return enhanced
             # A negative strength means "the image's own" (a batch of whole images).
-            given = tf.reshape(strength, [-1, 1, 1, 1])
-            own = gate_strength(images, gate) if gate is not None else tf.ones_like(given)
-            s = tf.where(given < 0, own, given) if gate is not None else None
+            s = None
+            if gate is not None:
+                given = tf.reshape(strength, [-1, 1, 1, 1])
+                s = tf.where(given < 0, gate_strength(images, gate), given)
             return finish(images, enhanced, gate, denoiser, s)
 
         return lambda images, strength=None: forward(
@@ -201,9 +202,8 @@ class Enhancer:
     def receptive_radius(self) -> int:
         """How far (px) an output pixel's inputs reach: the curve net's 7, plus the denoiser's."""
         arch = self.architecture
-        if arch is None or not arch.denoiser_filters:
-            return 7
-        return 7 + denoiser_radius(arch.denoiser_stride)
+        has_denoiser = arch is not None and bool(arch.denoiser_filters)
+        return receptive_radius(arch.denoiser_stride if has_denoiser else None)
 
     def forward(self, images: tf.Tensor) -> tf.Tensor:
         """A batch [N, H, W, 3] of float32 images in [0, 1] → enhanced batch."""

@@ -163,6 +163,16 @@ def denoiser_radius(stride: int) -> int:
     return DENOISER_RADIUS * stride
 
 
+# The curve net's seven stacked 3×3 convolutions; the curves themselves act pixel by pixel.
+CURVE_RADIUS = 7
+
+
+def receptive_radius(denoiser_stride: int | None) -> int:
+    """How far (px) an output pixel's inputs reach: the curve net's, plus the denoiser's
+    when there is one (None: the curves alone)."""
+    return CURVE_RADIUS + (denoiser_radius(denoiser_stride) if denoiser_stride else 0)
+
+
 def gate_layer(band: tuple[float, float]) -> layers.Dense:
     """A frozen 1→1 Dense holding the gate's line in log-brightness, so the band travels
     inside the saved file (and can be read back) without a custom layer."""

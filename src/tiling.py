@@ -19,7 +19,7 @@ import numpy as np
 
 DEFAULT_TILE = 512
 DEFAULT_MARGIN = 32
-# Seven stacked 3×3 convolutions (7 px), then the default denoiser's dilated ones (10 px × its
+# The curve net's 7 px (src.model.CURVE_RADIUS), then the default denoiser's dilated ones (10 px × its
 # stride 2, src.model.denoiser_radius; a test keeps the two in step without importing TensorFlow
 # here). src.enhance checks the margin against the loaded model's own radius as well.
 RECEPTIVE_RADIUS = 27

@@ -212,7 +212,7 @@ class Trainer:
         return {k: self.strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
 
     def _replica_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        _, losses, grads = self._curve_gradients(images)
+        losses, grads = self.batch_gradients(images)
         replicas = self.strategy.num_replicas_in_sync
         # Keras sums the replicas' gradients once more when it applies them.
         self.optimizer.apply_gradients(
@@ -261,12 +261,7 @@ class Trainer:
         return losses, grads
 
     def batch_gradients(self, images: tf.Tensor) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
-        """The curve losses and the curve net's clipped gradient of the whole batch."""
-        _, losses, grads = self._curve_gradients(images)
-        return losses, grads
-
-    def _curve_gradients(self, images: tf.Tensor) -> tuple[tf.Tensor, dict[str, tf.Tensor], list[tf.Tensor]]:
-        """This replica's losses and the clipped gradient of the whole global batch.
+        """This replica's curve losses and the curve net's clipped gradient of the whole global batch.
 
         The global-norm clip must see the gradient of the whole batch, but Keras 3
         optimizers clip each replica's gradient before summing them; so the sum over
@@ -276,13 +271,13 @@ class Trainer:
         variables = self.model.trainable_variables
         with tf.GradientTape() as tape:
             curves = self.curve_net(images, training=True)
-            enhanced, losses = self.enhance_and_score(images, curves)
+            _, losses = self.enhance_and_score(images, curves)
             share = losses["total"] / replicas  # mean over the global batch
         grads = tape.gradient(share, variables)
         grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
         if self.params.train.grad_clip_norm > 0:
             grads, _ = tf.clip_by_global_norm(grads, self.params.train.grad_clip_norm)
-        return tf.stop_gradient(enhanced), losses, grads
+        return losses, grads
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3]), tf.TensorSpec([1, None, None, 3])])
     def val_step(self, low: tf.Tensor, high: tf.Tensor) -> dict[str, tf.Tensor]:
