@@ -13,9 +13,12 @@ from typing import Any, Literal
 
 import yaml
 
-from src.errors import PipelineError
+from src.errors import PipelineError, first_line
 
 DEFAULT_PARAMS = Path("params.yaml")
+# Numeric precisions of training and inference: Keras mixed-precision policy names.
+Precision = Literal["float32", "mixed_bfloat16"]
+PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,7 +74,7 @@ class TrainConfig:
     val_images: int = 25
     denoiser_epochs: int = 20
     grad_clip_norm: float = 0.1
-    precision: Literal["float32", "mixed_bfloat16"] = "float32"
+    precision: Precision = "float32"
     threads: int = 0
     strategy: Literal["default", "mirrored"] = "default"
     fused_loss: bool = True
@@ -81,7 +84,7 @@ class TrainConfig:
 class EvaluateConfig:
     clahe_clip_limit: float = 0.01
     timing_runs: int = 10
-    precision: Literal["float32", "mixed_bfloat16"] = "float32"
+    precision: Precision = "float32"
     tv_weights: tuple[float, ...] = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15)
     tv_fit_images: int = 20
 
@@ -257,5 +260,5 @@ def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     except FileNotFoundError:
         raise PipelineError(f"{path}: params file not found (run from the project root)") from None
     except yaml.YAMLError as err:
-        raise PipelineError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        raise PipelineError(f"{path}: not valid YAML ({first_line(err)})") from None
     return params_from_dict(raw or {}, where=str(path))

@@ -34,3 +34,10 @@ def cli_entry(main: Callable[..., T]) -> Callable[..., T]:
             raise SystemExit(130) from None
 
     return wrapper
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (its type when there is none): enough for a
+    one-line error, without the pages some libraries put after it."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -22,11 +22,11 @@ def main() -> None:
     from src.config import load_params
 
     params = load_params(args.params)
-    from src import tracking
-    from src.evaluation import evaluate, flat_metrics
-    from src.images import atomic_write_text
-    from src.model_io import load_keras_model
-    from src.split import read_split
+    from src.data.split import read_split
+    from src.evaluate.scoring import evaluate, flat_metrics
+    from src.files import atomic_write_text
+    from src.model.loading import load_keras_model
+    from src.tracking import runs as tracking
 
     model = load_keras_model(args.model)
     per_image, summary = evaluate(

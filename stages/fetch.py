@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from src.config import load_params
+from src.data.fetch import fetch_dataset, manifest_digest, read_manifest
 from src.errors import cli_entry
-from src.fetch import fetch_dataset, manifest_digest, read_manifest
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -23,8 +23,8 @@ def main() -> None:
     from src.config import load_params
 
     params = load_params(args.params)
-    from src import tracking
-    from src.figures import write_figures
+    from src.evaluate.figures import write_figures
+    from src.tracking import runs as tracking
 
     paths = write_figures(args.history, args.per_image, args.model, args.split, args.out, args.examples)
     tracking.log_to_run(args.run_file, params.mlflow, artifacts=paths, artifact_dir="plots")

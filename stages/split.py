@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 from src.config import load_params
+from src.data.split import find_pairs, split_pairs, write_split
 from src.errors import cli_entry
-from src.images import atomic_write_text
-from src.split import find_pairs, split_pairs, write_split
+from src.files import atomic_write_text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

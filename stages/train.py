@@ -24,7 +24,7 @@ def main() -> None:
     from src import runtime  # imports TensorFlow: after params are known to be valid
 
     runtime.configure(params.train)
-    from src.experiment import run_training, write_training_outputs
+    from src.train.run import run_training, write_training_outputs
 
     result, run_id = run_training(params, args.split, args.checkpoints)
     write_training_outputs(result, run_id, args.model, args.run_file, args.history, args.metrics)
@@ -33,7 +33,7 @@ def main() -> None:
         f"trained {len(result.state.history)} epochs; best epoch {int(result_best['epoch'])}: "
         f"val PSNR {result_best['val_psnr']:.2f} dB, SSIM {result_best['val_ssim']:.3f}; MLflow run {run_id}"
     )
-    from src.training import Checkpoints
+    from src.train.trainer import Checkpoints
 
     Checkpoints.clear_folder(args.checkpoints)
 

@@ -2,10 +2,10 @@
 
 import pytest
 import yaml
-from helpers_pipeline import REPO
 
 from src.config import load_params, params_from_dict
 from src.errors import PipelineError
+from tests.support.pipeline import REPO
 
 
 def repo_params() -> dict:

@@ -17,8 +17,9 @@ import mlflow
 import numpy as np
 import pytest
 import yaml
-from helpers_fetch import fixture_files, write_manifest
-from helpers_pipeline import REPO, tiny_params_dict
+
+from tests.support.fetch import fixture_files, write_manifest
+from tests.support.pipeline import REPO, tiny_params_dict
 
 pytestmark = pytest.mark.slow
 VENV_BIN = Path(sys.executable).parent

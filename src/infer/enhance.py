@@ -1,0 +1,288 @@
+"""Enhance users' photos with a trained model: `python -m src.enhance INPUT... --output DIR`.
+
+INPUT is any mix of image files and folders (the images directly inside a folder,
+by extension: PNG, JPEG, BMP, TIFF). The model comes from the registry
+(`models:/zero-dce@champion`, the default), a run (`runs:/<run_id>/model`) or a
+local `.keras` file. Each output keeps its input's name, size, format and colour
+type (see `src.infer.photos`). Photos are processed in overlapping tiles, so memory is
+bounded by the tile size, not the photo, at no cost in quality (see `src.infer.tiling`).
+
+One bad file is one `error:` line and the others go on; the exit status is 0 only
+when every input was enhanced and written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from src.config import DEFAULT_PARAMS, PRECISIONS, load_params
+from src.errors import PipelineError, cli_entry, first_line
+from src.infer.photos import format_of
+from src.infer.tiling import DEFAULT_MARGIN, DEFAULT_TILE, RECEPTIVE_RADIUS
+from src.tracking import CHAMPION_ALIAS, tracking_uri
+
+if TYPE_CHECKING:  # Keras and TensorFlow load in seconds: only once a model is actually needed
+    import keras
+    from tqdm import tqdm
+
+    from src.infer.fast_path import Enhancer
+
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # a scheme of 2+ letters, so C:\ stays a path
+
+
+@dataclass(frozen=True)
+class Job:
+    source: Path
+    target: Path
+
+
+@dataclass
+class Outcome:
+    """What happened to every input: the exit status and the closing summary come from here."""
+
+    written: list[Path] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    megapixels: float = 0.0
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def default_model_uri(params_path: Path = DEFAULT_PARAMS) -> str:
+    """`models:/<promote.model_name>@champion`, so renaming the registered model needs one edit."""
+    name = "zero-dce"
+    if Path(params_path).is_file():
+        name = load_params(params_path).promote.model_name
+    return f"models:/{name}@{CHAMPION_ALIAS}"
+
+
+def plan(inputs: Iterable[Path], output_dir: Path) -> tuple[list[Job], list[str]]:
+    """Expand folders and pair every image with its output path; problems become error lines.
+
+    Two inputs with the same file name would write the same output, so the second
+    is refused rather than silently overwriting the first one's result.
+    """
+    jobs: list[Job] = []
+    errors: list[str] = []
+    claimed: dict[Path, Path] = {}
+    for source in _expand(inputs, errors):
+        target = output_dir / source.name
+        if target.resolve() == source.resolve():
+            errors.append(f"{source}: the output would replace the input; choose another --output")
+        elif target in claimed:
+            errors.append(f"{source}: same output name as {claimed[target]} ({target})")
+        else:
+            claimed[target] = source
+            jobs.append(Job(source, target))
+    return jobs, errors
+
+
+def _expand(inputs: Iterable[Path], errors: list[str]) -> list[Path]:
+    files: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.is_file() and format_of(p))
+            if not found:
+                errors.append(f"{path}: no PNG, JPEG, BMP or TIFF images in this folder")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            errors.append(f"{path}: no such file or folder")
+    return files
+
+
+def load_model(spec: str, params_path: Path = DEFAULT_PARAMS) -> keras.Model:
+    """A Keras model from a local `.keras` file or MLflow folder, or any MLflow model URI."""
+    if _URI.match(spec) and not Path(spec).exists():
+        model = _load_from_mlflow(spec, params_path)
+    else:
+        model = _load_local(Path(spec))
+    if len(model.outputs) != 1:
+        raise PipelineError(
+            f"{spec}: expected the inference model (one output, the enhanced image), "
+            f"got {len(model.outputs)} outputs"
+        )
+    return model
+
+
+def _load_local(path: Path) -> keras.Model:
+    from src.model.loading import load_keras_model
+
+    if path.is_dir() and (path / "MLmodel").is_file():
+        return _load_from_mlflow(str(path), None)
+    if path.suffix != ".keras":
+        raise PipelineError(f"{path}: not a .keras file, an MLflow model folder or a models:/ or runs:/ URI")
+    return load_keras_model(path)
+
+
+def _load_from_mlflow(uri: str, params_path: Path | None) -> keras.Model:
+    import mlflow
+    import mlflow.keras
+
+    has_params = params_path is not None and Path(params_path).is_file()
+    uri_of_store = tracking_uri(load_params(params_path).mlflow if has_params else None)
+    if uri_of_store:
+        mlflow.set_tracking_uri(uri_of_store)
+    store = mlflow.get_tracking_uri()
+    if store.startswith("sqlite:///") and uri.startswith(("models:/", "runs:/")):
+        database = Path(store.removeprefix("sqlite:///"))
+        if not database.is_file():  # MLflow would create an empty store here and then fail
+            raise PipelineError(
+                f"{uri}: no MLflow store at {database} (run from the project root, "
+                "or set MLFLOW_TRACKING_URI, or pass a .keras file)"
+            )
+    try:
+        return mlflow.keras.load_model(uri, load_model_kwargs={"compile": False})
+    except Exception as err:  # MLflow and Keras raise many types; the user needs the message
+        hint = " (promote a model first: python -m src.promote)" if "@" in uri else ""
+        raise PipelineError(
+            f"{uri}: cannot load the model from {mlflow.get_tracking_uri()} ({first_line(err)}){hint}"
+        ) from None
+
+
+def enhance_all(
+    jobs: list[Job],
+    model: keras.Model,
+    overwrite: bool = False,
+    tile: int = DEFAULT_TILE,
+    margin: int = DEFAULT_MARGIN,
+    precision: str = "float32",
+) -> Outcome:
+    """Enhance every job; a failing file is recorded and the loop goes on."""
+    from tqdm import tqdm
+
+    from src.infer.fast_path import Enhancer
+
+    enhancer = Enhancer(model, precision)
+    outcome = Outcome()
+    start = time.perf_counter()
+    with tqdm(jobs, desc="enhancing", unit="img", file=sys.stderr, dynamic_ncols=True) as bar:
+        for job in bar:
+            try:
+                outcome.megapixels += _enhance_one(job, enhancer, overwrite, tile, margin, bar)
+                outcome.written.append(job.target)
+            except (PipelineError, OSError, MemoryError) as err:
+                line = (
+                    str(err)
+                    if isinstance(err, PipelineError)
+                    else f"{job.source}: {type(err).__name__}: {err}"
+                )
+                outcome.errors.append(line)
+                bar.write(f"error: {line}", file=sys.stderr)
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _enhance_one(job: Job, enhancer: Enhancer, overwrite: bool, tile: int, margin: int, bar: tqdm) -> float:
+    """Read, enhance in tiles, write; returns the megapixels done."""
+    from src.infer.photos import read_photo, write_photo
+    from src.infer.tiling import count_windows, enhance_tiled
+
+    if job.target.exists() and not overwrite:
+        raise PipelineError(f"{job.source}: output {job.target} exists (use --overwrite to replace it)")
+    photo = read_photo(job.source)
+    height, width = photo.rgb.shape[:2]
+    if not enhancer.exact_in_tiles:
+        tile = max(height, width)  # Zero-DCE++ sees the whole (downscaled) image: tiles would differ
+    tiles = count_windows(height, width, tile) if max(height, width) > tile else 1
+    if tiles > 1 and margin < enhancer.receptive_radius:
+        raise PipelineError(
+            f"{job.source}: --margin {margin} is below this model's receptive radius "
+            f"({enhancer.receptive_radius} px); tiles would differ from a whole-image pass"
+        )
+    done = 0
+
+    def on_tile() -> None:
+        nonlocal done
+        done += 1
+        bar.set_postfix_str(f"{job.source.name} tile {done}/{tiles}", refresh=True)
+
+    # The exposure gate judges the whole photo once; every tile then uses its strength.
+    strength = enhancer.strength_of(photo.rgb)
+    enhanced = enhance_tiled(lambda part: enhancer(part, strength), photo.rgb, tile, margin, on_tile)
+    try:
+        write_photo(job.target, photo, enhanced)
+    except OSError as err:
+        raise PipelineError(f"{job.target}: cannot write ({err.strerror or err})") from None
+    return height * width / 1e6
+
+
+def summary_line(outcome: Outcome, output_dir: Path) -> str:
+    done = len(outcome.written)
+    total = done + len(outcome.errors)
+    rate = f"{outcome.seconds / outcome.megapixels:.2f} s/MP" if outcome.megapixels else "no pixels"
+    failed = f"; {len(outcome.errors)} failed" if outcome.errors else ""
+    return (
+        f"enhanced {done} of {total} images into {output_dir} "
+        f"({outcome.megapixels:.1f} MP in {outcome.seconds:.1f} s, {rate}){failed}"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m src.enhance",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("inputs", nargs="+", type=Path, metavar="INPUT", help="image files and/or folders")
+    parser.add_argument("--output", "-o", type=Path, required=True, help="folder for the enhanced images")
+    parser.add_argument(
+        "--model",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, runs:/RUN_ID/model or a .keras file "
+        "(default: models:/<promote.model_name>@champion)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="replace outputs that already exist")
+    parser.add_argument(
+        "--tile",
+        type=int,
+        default=DEFAULT_TILE,
+        help=f"tile side in px; bounds memory (default {DEFAULT_TILE})",
+    )
+    parser.add_argument(
+        "--margin",
+        type=int,
+        default=DEFAULT_MARGIN,
+        help=f"context around each tile in px (default {DEFAULT_MARGIN})",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="float32",
+        help="mixed_bfloat16: convolutions in bfloat16, faster on CPUs with AVX512-BF16/AMX and GPUs",
+    )
+    parser.add_argument(
+        "--params", type=Path, default=DEFAULT_PARAMS, help="for the tracking URI and model name"
+    )
+    args = parser.parse_args(argv)
+    if args.tile < 1:
+        parser.error("--tile must be at least 1")
+    if args.margin < RECEPTIVE_RADIUS:
+        parser.error(f"--margin must be at least {RECEPTIVE_RADIUS} (the network's receptive radius)")
+    return args
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    """Returns the exit status: 0 when every input was written, 1 otherwise."""
+    args = parse_args(argv)
+    jobs, errors = plan(args.inputs, args.output)
+    for line in errors:
+        print(f"error: {line}", file=sys.stderr)
+    if not jobs:
+        raise PipelineError("nothing to enhance" + (" (see the errors above)" if errors else ""))
+    model = load_model(args.model or default_model_uri(args.params), args.params)
+    args.output.mkdir(parents=True, exist_ok=True)
+    outcome = enhance_all(jobs, model, args.overwrite, args.tile, args.margin, args.precision)
+    outcome.errors[:0] = errors
+    print(summary_line(outcome, args.output))
+    return 0 if outcome.ok else 1

@@ -1,0 +1,292 @@
+"""Promotion: register an evaluated training run's model and decide whether it becomes the champion.
+
+`python -m src.promote [--run-file models/run.json | --run-id ID] [--force]`
+
+The run's model becomes a new version of the registered model (`promote.model_name`),
+tagged with its evaluation metrics, git commit and data hash. The alias `champion`
+moves to it only when it beats the current champion on `promote.metric` (strictly:
+a tie keeps the incumbent, so re-evaluating an identical model never churns the
+alias); otherwise it gets `challenger`. Aliases, not the deprecated registry stages,
+so `models:/zero-dce@champion` always names the model to serve.
+
+Promoting the same run again finds its existing version instead of creating a
+duplicate, and writes nothing when nothing changed, so the DVC stage may rerun freely.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Run
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from src.config import DEFAULT_PARAMS, PromoteConfig, load_params
+from src.errors import PipelineError, cli_entry
+from src.tracking import CHAMPION_ALIAS as CHAMPION
+from src.tracking import tracking_uri
+
+CHALLENGER = "challenger"
+MODEL_ARTIFACT = "model"  # as logged by src.tracking.runs.log_keras_model
+# Run metrics copied onto the version: the evaluation scores (logged to the training run
+# by the evaluate stage) and the best validation scores, so the registry shows why.
+METRIC_PREFIXES = ("test_", "eval15_", "best_val_", "inference_ms")
+PROVENANCE_TAGS = ("git_commit", "data_version", "split_version")
+REASON_TAG = "promotion"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What promotion did; printed as one line and written as JSON for DVC."""
+
+    model_name: str
+    version: str
+    run_id: str
+    metric: str
+    value: float
+    alias: str  # champion or challenger
+    created: bool  # a new version was registered (False: the run's version existed)
+    changed: bool  # an alias moved
+    forced: bool
+    incumbent_version: str | None
+    incumbent_value: float | None
+    reason: str
+
+
+def promote(
+    run_id: str, cfg: PromoteConfig, force: bool = False, client: MlflowClient | None = None
+) -> Decision:
+    """Register the run's model (once) and move `champion` or `challenger` to it."""
+    client = client or MlflowClient()
+    run = _get_run(client, run_id)
+    value = _metric(run, cfg.metric)
+    _ensure_registered_model(client, cfg.model_name)
+    version, created = _version_for_run(client, cfg.model_name, run)
+    champion = _alias_target(client, cfg.model_name, CHAMPION)
+    incumbent_value = None
+    if champion is not None and champion.version != version.version:
+        incumbent_value = _incumbent_value(client, champion, cfg.metric)
+    alias, reason = _decide(cfg, version.version, value, champion, incumbent_value, force)
+    changed = _move_alias(client, cfg.model_name, alias, version.version)
+    if changed:  # the tag says why the alias last moved here; a no-op rerun leaves it alone
+        _set_tags_if_changed(client, cfg.model_name, version, {REASON_TAG: reason})
+    else:
+        reason += " (unchanged)"
+    label = (
+        f"{cfg.model_name} v{version.version} (run {run_id[:8]}{'' if created else ', already registered'})"
+    )
+    return Decision(
+        model_name=cfg.model_name,
+        version=str(version.version),
+        run_id=run_id,
+        metric=cfg.metric,
+        value=value,
+        alias=alias,
+        created=created,
+        changed=changed,
+        forced=force,
+        incumbent_version=None if champion is None else str(champion.version),
+        incumbent_value=incumbent_value,
+        reason=f"{label}: {reason}",
+    )
+
+
+def _get_run(client: MlflowClient, run_id: str) -> Run:
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise PipelineError(
+            f"MLflow run {run_id} is not in the store {mlflow.get_tracking_uri()} "
+            "(is MLFLOW_TRACKING_URI pointing at the store the train stage used?)"
+        ) from None
+
+
+def _metric(run: Run, metric: str) -> float:
+    value = run.data.metrics.get(metric)
+    if value is None:
+        raise PipelineError(
+            f"run {run.info.run_id} has no metric {metric!r} (run the evaluate stage first, "
+            "or set promote.metric to a metric the run has)"
+        )
+    if not math.isfinite(value):
+        raise PipelineError(f"run {run.info.run_id}: metric {metric!r} is {value}, not a number to compare")
+    return float(value)
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.get_registered_model(name)
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        client.create_registered_model(
+            name, description="Zero-DCE low-light enhancement; aliases: champion (serve this), challenger"
+        )
+
+
+def _version_for_run(client: MlflowClient, name: str, run: Run) -> tuple[ModelVersion, bool]:
+    """The run's existing version (the oldest, should there be several) or a new one."""
+    run_id = run.info.run_id
+    existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    if existing:
+        version = min(existing, key=lambda v: int(v.version))
+        _set_tags_if_changed(client, name, version, version_tags(run))
+        return version, False
+    version = client.create_model_version(
+        name=name,
+        source=_model_source(client, run),
+        run_id=run_id,
+        tags=version_tags(run),
+        model_id=_logged_model_id(client, run),
+        description=f"Zero-DCE trained in run {run_id}",
+    )
+    return version, True
+
+
+def _logged_model_id(client: MlflowClient, run: Run) -> str | None:
+    """The MLflow 3 logged model the train stage created (named `model`), if the run has one."""
+    outputs = getattr(run, "outputs", None)
+    for output in getattr(outputs, "model_outputs", None) or []:
+        if client.get_logged_model(output.model_id).name == MODEL_ARTIFACT:
+            return output.model_id
+    return None
+
+
+def _model_source(client: MlflowClient, run: Run) -> str:
+    model_id = _logged_model_id(client, run)
+    if model_id:
+        return f"models:/{model_id}"
+    names = {item.path for item in client.list_artifacts(run.info.run_id)}
+    if MODEL_ARTIFACT in names:  # a model logged MLflow-2 style, as a run artifact
+        return f"{run.info.artifact_uri}/{MODEL_ARTIFACT}"
+    raise PipelineError(f"run {run.info.run_id} has no logged model {MODEL_ARTIFACT!r} to register")
+
+
+def version_tags(run: Run) -> dict[str, str]:
+    """Evaluation metrics and provenance of the run, as version tags (strings, as the registry wants)."""
+    tags = {
+        key: f"{value:.6g}"
+        for key, value in sorted(run.data.metrics.items())
+        if key.startswith(METRIC_PREFIXES)
+    }
+    tags.update({key: run.data.tags[key] for key in PROVENANCE_TAGS if key in run.data.tags})
+    tags["run_id"] = run.info.run_id
+    return tags
+
+
+def _set_tags_if_changed(
+    client: MlflowClient, name: str, version: ModelVersion, tags: dict[str, str]
+) -> None:
+    """Write only differing tags: a rerun with nothing new leaves the registry untouched."""
+    for key, value in tags.items():
+        if version.tags.get(key) != value:
+            client.set_model_version_tag(name, version.version, key, value)
+
+
+def _alias_target(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version an alias points at, or None; read from the model's alias map, no exception games."""
+    version = client.get_registered_model(name).aliases.get(alias)
+    return None if version is None else client.get_model_version(name, str(version))
+
+
+def _incumbent_value(client: MlflowClient, champion: ModelVersion, metric: str) -> float:
+    """The champion's score, from its run (the source of truth) or else the tag copied at registration."""
+    value = None
+    if champion.run_id:
+        try:
+            value = client.get_run(champion.run_id).data.metrics.get(metric)
+        except MlflowException:
+            value = None  # the run was deleted; the version tag still remembers its score
+    if value is None and metric in champion.tags:
+        value = float(champion.tags[metric])
+    if value is None or not math.isfinite(value):
+        raise PipelineError(
+            f"champion v{champion.version} (run {champion.run_id}) has no {metric!r} to compare with; "
+            "evaluate it, or promote with --force"
+        )
+    return float(value)
+
+
+def _decide(
+    cfg: PromoteConfig,
+    version: str,
+    value: float,
+    champion: ModelVersion | None,
+    incumbent: float | None,
+    force: bool,
+) -> tuple[str, str]:
+    """(alias, why) for the candidate."""
+    score = f"{cfg.metric} {value:.4g}"
+    if champion is None:
+        return CHAMPION, f"{score}; no champion yet -> {CHAMPION}"
+    if str(champion.version) == str(version):
+        return CHAMPION, f"{score}; already the {CHAMPION}"
+    better = value > incumbent if cfg.higher_is_better else value < incumbent
+    sign = "=" if value == incumbent else (">" if value > incumbent else "<")
+    direction = "" if cfg.higher_is_better else " (lower is better)"
+    versus = f"{score} {sign} {CHAMPION} v{champion.version} {incumbent:.4g}{direction}"
+    if force and not better:
+        return CHAMPION, f"{versus}, --force -> {CHAMPION}"
+    if better:
+        return CHAMPION, f"{versus} -> {CHAMPION}"
+    tie = "; a tie keeps the champion" if sign == "=" else ""
+    return CHALLENGER, f"{versus}{tie} -> {CHALLENGER}"
+
+
+def _move_alias(client: MlflowClient, name: str, alias: str, version: str) -> bool:
+    """Point `alias` at `version`; returns whether anything changed.
+
+    A new champion also sheds `challenger`, so one version never carries both.
+    """
+    changed = False
+    current = _alias_target(client, name, alias)
+    if current is None or str(current.version) != str(version):
+        client.set_registered_model_alias(name, alias, version)
+        changed = True
+    if alias == CHAMPION:
+        challenger = _alias_target(client, name, CHALLENGER)
+        if challenger is not None and str(challenger.version) == str(version):
+            client.delete_registered_model_alias(name, CHALLENGER)
+            changed = True
+    return changed
+
+
+def write_result(path: Path, decision: Decision) -> None:
+    from src.files import atomic_write_text
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(asdict(decision), indent=2) + "\n")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m src.promote", description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--run-file", type=Path, default=Path("models/run.json"), help="written by the train stage"
+    )
+    source.add_argument("--run-id", help="an MLflow run id instead of the run file")
+    parser.add_argument("--force", action="store_true", help="make it the champion whatever its score")
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
+    parser.add_argument("--result", type=Path, help="also write the decision as JSON here (for DVC)")
+    return parser.parse_args(argv)
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> Decision:
+    args = parse_args(argv)
+    params = load_params(args.params)
+    from src.tracking.runs import read_run_id
+
+    run_id = args.run_id or read_run_id(args.run_file)
+    mlflow.set_tracking_uri(tracking_uri(params.mlflow))
+    decision = promote(run_id, params.promote, force=args.force)
+    print(decision.reason)
+    if args.result:
+        write_result(args.result, decision)
+    return decision

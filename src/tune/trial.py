@@ -1,0 +1,136 @@
+"""One Optuna trial: suggest params, train briefly, report the validation score, track in MLflow.
+
+The score is `src.evaluate.metrics.quality_score` (PSNR + 25·SSIM) of the finished image (curves,
+gate, denoiser): PSNR alone rewarded fast, over-bright configurations that lost SSIM.
+
+Kept apart from the study orchestration in `src.tune.study` so worker processes import only
+what a trial needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import optuna
+
+from src.config import Params, TuneConfig, params_from_dict
+from src.data.split import read_split
+from src.train.trainer import train
+
+# Searched params: name as in params.yaml → (TuneConfig range field, log scale).
+SEARCH_SPACE: dict[str, tuple[str, bool]] = {
+    "train.learning_rate": ("learning_rate", True),
+    "loss.spatial_weight": ("spatial_weight", True),
+    "loss.exposure_weight": ("exposure_weight", True),
+    "loss.color_weight": ("color_weight", True),
+    "loss.smoothness_weight": ("smoothness_weight", True),
+    "loss.exposure_level": ("exposure_level", False),
+    "train.denoiser_learning_rate": ("denoiser_learning_rate", True),
+    "loss.n2n_gamma": ("n2n_gamma", False),
+}
+TRIAL_STATE_TAG = "trial_state"
+
+
+def suggest(trial: optuna.Trial, cfg: TuneConfig) -> dict[str, float]:
+    """Draw one value per searched param from the ranges in params.yaml's `tune` section."""
+    values = {}
+    for name, (field, log) in SEARCH_SPACE.items():
+        low, high = getattr(cfg, field)
+        values[name] = trial.suggest_float(name, low, high, log=log)
+    return values
+
+
+def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
+    """`{"section.key": value}` applied to params, validated like params.yaml itself."""
+    raw = {
+        section.name: dataclasses.asdict(getattr(params, section.name))
+        for section in dataclasses.fields(params)
+    }
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".", 1)
+        raw[section][key] = value
+    return params_from_dict(raw, where="trial params")
+
+
+class Objective:
+    """Callable Optuna objective: maximise the best validation quality score of a short training."""
+
+    def __init__(self, params: Params, split_dir: Path, scratch_dir: Path, parent_run_id: str | None):
+        self.params = params
+        self.parent_run_id = parent_run_id
+        self.scratch_dir = scratch_dir
+        train_rows = read_split(split_dir / "train.csv")
+        val_rows = read_split(split_dir / "val.csv")
+        if params.tune.val_images:  # a fixed subset: every trial is scored on the same images
+            val_rows = val_rows.head(params.tune.val_images)
+        self.train_paths = train_rows["low"].tolist()
+        self.val_pairs = (val_rows["low"].tolist(), val_rows["high"].tolist())
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        cfg = self.params.tune
+        budget = {"train.epochs": cfg.epochs, "train.val_images": cfg.val_images}
+        trial_params = with_overrides(self.params, {**suggest(trial, cfg), **budget})
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(cfg.seed)  # same init and batches for every trial: a fair race
+        print(f"trial {trial.number}: {_describe(trial.params)}", file=sys.stderr)
+        run = mlflow.start_run(
+            run_name=f"trial-{trial.number}", nested=True, parent_run_id=self.parent_run_id
+        )
+        trial.set_user_attr("mlflow_run_id", run.info.run_id)
+        trial.set_user_attr("worker_pid", os.getpid())
+        mlflow.log_params(trial_params.flat())
+        mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.trial": str(trial.number)})
+        checkpoints = self.scratch_dir / f"trial-{trial.number}-{run.info.run_id[:8]}"
+        try:
+            result = train(
+                trial_params,
+                self.train_paths,
+                self.val_pairs,
+                checkpoints,
+                fingerprint_value=f"trial-{trial.number}",
+                on_epoch_end=lambda epoch, row, improved: self._report(trial, epoch, row),
+            )
+        except optuna.TrialPruned:
+            mlflow.set_tag(TRIAL_STATE_TAG, "pruned")
+            mlflow.end_run()
+            raise
+        except BaseException as err:
+            mlflow.set_tags(
+                {TRIAL_STATE_TAG: "failed", "failure_reason": f"{type(err).__name__}: {err}"[:500]}
+            )
+            mlflow.end_run(status="KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+            raise
+        finally:
+            shutil.rmtree(checkpoints, ignore_errors=True)
+        best = result.best
+        trial.set_user_attr("val_psnr", best["val_psnr"])
+        trial.set_user_attr("val_ssim", best["val_ssim"])
+        trial.set_user_attr("best_epoch", int(best["epoch"]))
+        mlflow.log_metrics(
+            {
+                "best_val_score": best["val_score"],
+                "best_val_psnr": best["val_psnr"],
+                "best_val_ssim": best["val_ssim"],
+            }
+        )
+        mlflow.set_tag(TRIAL_STATE_TAG, "complete")
+        mlflow.end_run()
+        return best["val_score"]
+
+    @staticmethod
+    def _report(trial: optuna.Trial, epoch: int, row: dict[str, float]) -> None:
+        mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+        trial.report(row["val_score"], epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"val score {row['val_score']:.2f} after epoch {epoch + 1}")
+
+
+def _describe(values: dict[str, float]) -> str:
+    return ", ".join(f"{name.split('.', 1)[1]}={value:.3g}" for name, value in values.items())

@@ -1,0 +1,101 @@
+"""The benchmark measures what it says, side by side, and reports ratios from its own numbers."""
+
+import json
+
+import pytest
+import yaml
+
+from src.bench.benchmark import main, summarise
+from src.errors import PipelineError
+from tests.support.data import FIXTURE_DATASET
+from tests.support.pipeline import tiny_params_dict
+
+
+def test_one_run_measures_ours_and_the_reference_and_derives_the_ratios(tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params_dict(f"sqlite:///{tmp_path / 'mlflow.db'}")))
+    out = tmp_path / "bench.json"
+    main([
+        "--params", str(params), "--images", str(FIXTURE_DATASET / "our485" / "low"),
+        "--train-images", "4", "--warmup-epochs", "1", "--timed-epochs", "1", "--runs", "2",
+        "--sizes", "40x32", "--variants", "zero_dce_pp", "--precisions", "float32", "--out", str(out),
+        "--reference-repeats", "1",
+    ])  # fmt: skip
+    report = json.loads(out.read_text())
+    kinds = [(r["kind"], r["variant"], r.get("path"), r.get("denoiser")) for r in report["results"]]
+    assert kinds == [
+        ("reference_train", "reference", None, None),
+        ("train", "zero_dce_pp", None, None),
+        ("inference", "zero_dce_pp", "keras", "n2n"),
+        ("inference", "zero_dce_pp", "traced", "n2n"),
+        # The shipped model, and its curves alone: what the denoiser costs.
+        ("inference", "zero_dce_pp", "fused", "n2n"),
+        ("inference", "zero_dce_pp", "fused", "none"),
+    ]
+    reference, ours = report["results"][0], report["results"][1]
+    assert reference["images"] == ours["images"] == 4, "one timed epoch of two batches of two"
+    assert all(r["peak_rss_mb"] > 50 for r in report["results"])
+    assert 0 <= ours["input_wait_fraction"] < 1 and ours["pipeline_images_per_s"] > 0
+    assert report["summary"]["ratios"]["train_zero_dce_pp_float32_vs_reference"] == pytest.approx(
+        ours["images_per_s"] / reference["images_per_s"], abs=0.01
+    )
+    fused = report["results"][4]
+    assert fused["ms_40x32"] > 0
+    assert report["machine"]["cores"] >= 1 and report["settings"]["train_images"] == 4
+    printed = capsys.readouterr().out
+    assert "reference (Model.fit, fp32), run 1" in printed and "40x32" in printed
+    assert "zero_dce_pp fused float32 + denoiser" in printed
+    assert "zero_dce_pp fused float32, curves only" in printed
+
+
+def test_goals_are_judged_from_the_measurements():
+    results = [
+        {"kind": "reference_train", "variant": "reference", "precision": "float32", "images_per_s": 7.0},
+        {"kind": "reference_train", "variant": "reference", "precision": "float32", "images_per_s": 10.0},
+        {"kind": "train", "variant": "zero_dce", "precision": "float32", "images_per_s": 12.0},
+        {"kind": "train", "variant": "zero_dce", "precision": "mixed_bfloat16", "images_per_s": 16.0},
+        {
+            "kind": "inference",
+            "variant": "zero_dce",
+            "precision": "float32",
+            "path": "keras",
+            "ms_600x400": 300.0,
+        },
+        {
+            "kind": "inference",
+            "variant": "zero_dce",
+            "precision": "float32",
+            "path": "fused",
+            "ms_600x400": 100.0,
+        },
+    ]
+    summary = summarise(results)
+    assert summary["ratios"]["train_zero_dce_mixed_bfloat16_vs_reference"] == 1.6
+    assert summary["ratios"]["infer_zero_dce_float32_600x400_vs_keras"] == 3.0
+    met = {g["goal"]: g["met"] for g in summary["goals"]}
+    assert met == {
+        "training zero_dce float32 ≥ 1.5x reference": False,
+        "training zero_dce mixed_bfloat16 ≥ 1.5x reference": True,
+        "zero_dce float32 600x400 ≤ 120 ms": True,
+    }
+
+
+def test_without_a_split_or_images_it_says_what_to_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(tiny_params_dict(f"sqlite:///{tmp_path / 'mlflow.db'}")))
+    with pytest.raises(SystemExit):
+        main(["--params", str(params)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert (
+        err
+        == [
+            f"error: {tmp_path / 'data' / 'split' / 'train.csv'}: no train split "
+            "(run `dvc repro split` first, or pass --images DIR)"
+        ]
+        or "no train split" in err[-1]
+    )
+    with pytest.raises(PipelineError):
+        from src.bench.benchmark import training_paths
+
+        training_paths([tmp_path / "missing"], tmp_path, 4)

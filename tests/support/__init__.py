@@ -1,0 +1,1 @@
+"""Helpers the tests share: fixture data, tiny params and models, loopback servers."""

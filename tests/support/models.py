@@ -1,0 +1,97 @@
+"""One tiny trained and evaluated model in its own temporary MLflow store, for the promotion,
+enhancement and serving tests (training it takes ~10 s, so each test module does it once)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+from src.config import Params
+from tests.support.pipeline import tiny_params, tiny_params_dict, tiny_split
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyModel:
+    root: Path  # the working folder: mlflow.db, mlruns/, models/
+    params: Params
+    run_id: str
+    model_path: Path
+    run_file: Path
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.params.mlflow.tracking_uri
+
+    def params_file(self, model_name: str, tracking_uri: str | None = None, **promote: object) -> Path:
+        """A params.yaml for the CLIs: this store (unless `tracking_uri`), `model_name` to register."""
+        raw = tiny_params_dict(tracking_uri or self.tracking_uri)
+        raw["promote"].update(model_name=model_name, **promote)
+        path = self.root / f"params-{model_name}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        return path
+
+
+def train_and_evaluate(root: Path) -> TinyModel:
+    """Train (2 epochs on 32 px crops) and evaluate on the fixture, as the train and evaluate stages do."""
+    from src import runtime
+    from src.data.split import read_split
+    from src.evaluate.scoring import evaluate, flat_metrics
+    from src.tracking import runs as tracking
+    from src.train.run import run_training, write_training_outputs
+
+    params = tiny_params(root)
+    runtime.configure(params.train)
+    split = tiny_split(root, params)
+    result, run_id = run_training(params, split, root / "ckpt")
+    model_path, run_file = root / "models" / "model.keras", root / "models" / "run.json"
+    write_training_outputs(
+        result,
+        run_id,
+        model_path,
+        run_file,
+        root / "reports" / "history.csv",
+        root / "reports" / "train.json",
+    )
+    _, summary = evaluate(
+        result.model,
+        read_split(split / "test.csv"),
+        read_split(split / "train.csv"),
+        read_split(split / "val.csv"),
+        params.evaluate,
+    )
+    tracking.log_to_run(run_file, params.mlflow, metrics=flat_metrics(summary))
+    return TinyModel(root, params, run_id, model_path, run_file)
+
+
+@contextlib.contextmanager
+def tiny_model_store(root: Path) -> Iterator[TinyModel]:
+    """A trained tiny model with the working directory in its folder (MLflow writes ./mlruns)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        patch.chdir(root)
+        model = train_and_evaluate(root)
+        mlflow.set_tracking_uri(model.tracking_uri)
+        yield model
+        while mlflow.active_run():
+            mlflow.end_run()
+
+
+def log_copy(model: TinyModel, metrics: dict[str, float], tags: dict[str, str] | None = None) -> str:
+    """Another finished run holding the same network, with the given scores: a stand-in for a
+    retrained model whose evaluation came out better or worse. Returns its run id."""
+    from src.model.loading import load_keras_model
+    from src.tracking import runs as tracking
+
+    mlflow.set_tracking_uri(model.tracking_uri)
+    mlflow.set_experiment(model.params.mlflow.experiment)
+    with mlflow.start_run() as run:
+        mlflow.set_tags({"git_commit": "0" * 40, "data_version": "d" * 16, **(tags or {})})
+        mlflow.log_metrics(metrics)
+        tracking.log_keras_model(load_keras_model(model.model_path))
+    return run.info.run_id

@@ -1,0 +1,158 @@
+"""Promotion against a real temporary MLflow store: champion, challenger, take-over, reruns, errors.
+
+One tiny model is trained and evaluated for the whole module; further "retrained" models are
+new runs holding the same network with chosen scores. Each test uses its own registered model
+name, so the tests share the store without sharing a registry history.
+"""
+
+import json
+import subprocess
+import sys
+
+import mlflow
+import numpy as np
+import pytest
+
+from src.config import PromoteConfig
+from src.errors import PipelineError
+from src.tracking import promote as promotion
+from tests.support.data import REPO_ROOT
+from tests.support.models import log_copy
+from tests.support.servers import free_port, running, server_env
+
+METRIC = "test_zero_dce_psnr"
+
+
+def cfg(name: str, **overrides: object) -> PromoteConfig:
+    return PromoteConfig(model_name=name, **overrides)
+
+
+def registry_state(name: str) -> tuple[dict, list]:
+    """Aliases and every version's tags: what a no-op rerun must leave exactly as it was."""
+    client = mlflow.MlflowClient()
+    versions = client.search_model_versions(f"name = '{name}'")
+    return (
+        dict(client.get_registered_model(name).aliases),
+        sorted((v.version, v.run_id, sorted(v.tags.items())) for v in versions),
+    )
+
+
+def test_first_champion_then_challenger_then_takeover_and_reruns_change_nothing(tiny):
+    name = "zd-sequence"
+    first_value = mlflow.MlflowClient().get_run(tiny.run_id).data.metrics[METRIC]
+
+    first = promotion.promote(tiny.run_id, cfg(name))
+    assert (first.version, first.alias, first.created, first.changed) == ("1", "champion", True, True)
+    assert "no champion yet" in first.reason
+    tags = mlflow.MlflowClient().get_model_version(name, "1").tags
+    assert float(tags[METRIC]) == pytest.approx(first_value, rel=1e-5)
+    assert tags["git_commit"] and tags["data_version"] and tags["run_id"] == tiny.run_id
+    assert "eval15_zero_dce_psnr" in tags and "test_zero_dce_ssim" in tags
+
+    worse_run = log_copy(tiny, {METRIC: first_value - 1.0})
+    worse = promotion.promote(worse_run, cfg(name))
+    assert (worse.version, worse.alias, worse.incumbent_version) == ("2", "challenger", "1")
+    assert f"{METRIC} {first_value - 1:.4g} < champion v1 {first_value:.4g} -> challenger" in worse.reason
+
+    better_run = log_copy(tiny, {METRIC: first_value + 1.0})
+    better = promotion.promote(better_run, cfg(name))
+    assert (better.version, better.alias) == ("3", "champion")
+    assert f"> champion v1 {first_value:.4g} -> champion" in better.reason
+    assert dict(mlflow.MlflowClient().get_registered_model(name).aliases) == {"champion": 3, "challenger": 2}
+
+    before = registry_state(name)
+    for run_id, alias in ((better_run, "champion"), (worse_run, "challenger")):
+        again = promotion.promote(run_id, cfg(name))
+        assert (again.alias, again.created, again.changed) == (alias, False, False)
+        assert again.reason.endswith("(unchanged)") and "already registered" in again.reason
+    assert registry_state(name) == before, "no duplicate version, no alias or tag rewritten"
+
+
+def test_a_tie_keeps_the_incumbent(tiny):
+    name = "zd-tie"
+    promotion.promote(log_copy(tiny, {METRIC: 15.0}), cfg(name))
+    tie = promotion.promote(log_copy(tiny, {METRIC: 15.0}), cfg(name))
+    assert tie.alias == "challenger" and "a tie keeps the champion" in tie.reason
+    assert mlflow.MlflowClient().get_registered_model(name).aliases["champion"] == 1
+
+
+def test_lower_is_better_metrics_compare_the_other_way(tiny):
+    name = "zd-lower"
+    settings = cfg(name, metric="val_total_loss", higher_is_better=False)
+    promotion.promote(log_copy(tiny, {"val_total_loss": 2.0}), settings)
+    assert promotion.promote(log_copy(tiny, {"val_total_loss": 3.0}), settings).alias == "challenger"
+    lower = promotion.promote(log_copy(tiny, {"val_total_loss": 1.5}), settings)
+    assert lower.alias == "champion" and "(lower is better)" in lower.reason
+
+
+def test_cli_force_promotes_a_worse_model_prints_why_and_writes_the_result(tiny, capsys):
+    name = "zd-force"
+    params = tiny.params_file(name)
+    promotion.main(["--run-id", log_copy(tiny, {METRIC: 20.0}), "--params", str(params)])
+    worse_run = log_copy(tiny, {METRIC: 10.0})
+    promotion.main(["--run-id", worse_run, "--params", str(params)])
+    capsys.readouterr()
+
+    result = tiny.root / "promote.json"
+    promotion.main(["--run-id", worse_run, "--force", "--params", str(params), "--result", str(result)])
+    line = capsys.readouterr().out.strip()
+    assert line == (
+        f"{name} v2 (run {worse_run[:8]}, already registered): "
+        f"{METRIC} 10 < champion v1 20, --force -> champion"
+    )
+    saved = json.loads(result.read_text())
+    assert saved["alias"] == "champion" and saved["forced"] and saved["incumbent_version"] == "1"
+    assert dict(mlflow.MlflowClient().get_registered_model(name).aliases) == {"champion": 2}, (
+        "the new champion no longer carries the challenger alias"
+    )
+
+
+def test_the_pipeline_run_file_is_the_default_input_and_the_champion_loads_for_enhancement(tiny):
+    name = "zd-runfile"
+    promotion.main(["--run-file", str(tiny.run_file), "--params", str(tiny.params_file(name))])
+    from src.infer.enhance import load_model
+    from src.model.loading import load_keras_model
+
+    served = load_model(f"models:/{name}@champion")
+    image = np.random.default_rng(0).random((1, 9, 13, 3)).astype(np.float32)
+    expected = load_keras_model(tiny.model_path)(image)
+    np.testing.assert_allclose(np.asarray(served(image)), np.asarray(expected), atol=1e-6)
+
+
+def test_a_run_without_the_metric_is_a_one_line_error_naming_both(tiny, capsys):
+    bare = log_copy(tiny, {"best_val_psnr": 12.0})
+    with pytest.raises(PipelineError, match=f"run {bare} has no metric '{METRIC}'"):
+        promotion.promote(bare, cfg("zd-bare"))
+    with pytest.raises(SystemExit) as exit_info:
+        promotion.main(["--run-id", "0" * 32, "--params", str(tiny.params_file("zd-bare"))])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"error: MLflow run {'0' * 32} is not in the store") and "\n" not in err
+
+
+def test_promotes_through_a_remote_tracking_server(tiny):
+    """`MLFLOW_TRACKING_URI=http://...` wins over params.yaml's sqlite store, as for training."""
+    name = "zd-remote"
+    port = free_port()
+    db = tiny.tracking_uri  # the same store, now behind `mlflow server`
+    unused_store = tiny.root / "not-this-store.db"
+    params = tiny.params_file(name, tracking_uri=f"sqlite:///{unused_store}")
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", db]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    url = f"http://127.0.0.1:{port}"
+    with running(command, f"{url}/health", server_env(), tiny.root / "server.log"):
+        promote = [sys.executable, "-m", "src.promote", "--run-id", tiny.run_id, "--params", str(params)]
+        done = subprocess.run(
+            promote,
+            cwd=REPO_ROOT,
+            env=server_env(MLFLOW_TRACKING_URI=url),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"{name} v1 (run {tiny.run_id[:8]}): ")
+        assert done.stdout.strip().endswith("no champion yet -> champion")
+        remote = mlflow.MlflowClient(tracking_uri=url)
+        assert remote.get_model_version_by_alias(name, "champion").run_id == tiny.run_id
+    assert not unused_store.exists()

@@ -1,0 +1,159 @@
+"""Training runs end to end at tiny size: MLflow run contents, resuming, divergence."""
+
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from src import runtime
+from src.errors import PipelineError
+from src.train.run import run_training, write_training_outputs
+from src.train.trainer import STATE_FILE, Trainer
+from tests.support.pipeline import tiny_params, tiny_split
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.chdir(tmp_path)  # MLflow puts artifacts under ./mlruns
+    yield
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+def test_run_logs_curves_params_tags_and_a_loadable_model(tmp_path):
+    params = tiny_params(tmp_path)
+    runtime.configure(params.train)
+    result, run_id = run_training(params, tiny_split(tmp_path, params), tmp_path / "ckpt")
+
+    run = mlflow.MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.learning_rate"] == str(params.train.learning_rate)
+    assert run.data.tags["data_version"] and run.data.tags["git_commit"]
+    history = {
+        key: mlflow.MlflowClient().get_metric_history(run_id, key)
+        for key in ("train_total", "val_spatial", "train_denoise")
+    }
+    # Two epochs of curves, then one of the denoiser alone on the best curves.
+    assert [m.step for m in history["train_total"]] == [1, 2]
+    assert [m.step for m in history["train_denoise"]] == [3]
+    assert len(history["val_spatial"]) == 3
+    for key in ("train_exposure", "val_color", "val_smoothness", "val_psnr", "val_ssim", "best_val_score"):
+        assert key in run.data.metrics
+    assert run.data.metrics["best_val_score"] == pytest.approx(
+        max(r["val_score"] for r in result.state.history)
+    )
+
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
+    image = np.random.default_rng(0).random((1, 23, 17, 3)).astype(np.float32)
+    assert np.asarray(loaded.predict(image)).shape == (1, 23, 17, 3)
+
+    outputs = tmp_path / "out"
+    write_training_outputs(
+        result,
+        run_id,
+        outputs / "m.keras",
+        outputs / "run.json",
+        outputs / "history.csv",
+        outputs / "metrics.json",
+    )
+    assert (outputs / "m.keras").stat().st_size > 0
+    assert run_id in (outputs / "run.json").read_text()
+
+
+def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
+    params = tiny_params(tmp_path, epochs=3)
+    runtime.configure(params.train)
+    split = tiny_split(tmp_path, params)
+    checkpoints = tmp_path / "ckpt"
+
+    import src.train.run as experiment
+
+    real_train = experiment.train
+
+    def train_then_die(*args, **kwargs):
+        user_callback = kwargs["on_epoch_end"]
+
+        def die_after_second(epoch, row, improved):
+            user_callback(epoch, row, improved)
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+        kwargs["on_epoch_end"] = die_after_second
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(experiment, "train", train_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(params, split, checkpoints)
+    first_run = mlflow.MlflowClient().search_runs(
+        [mlflow.get_experiment_by_name(params.mlflow.experiment).experiment_id]
+    )[0]
+    assert first_run.info.status == "KILLED"
+    assert (checkpoints / STATE_FILE).exists()
+    monkeypatch.setattr(experiment, "train", real_train)
+
+    result, run_id = run_training(params, split, checkpoints)
+    assert run_id == first_run.info.run_id, "the resumed training continues the same MLflow run"
+    assert [row["epoch"] for row in result.state.history] == [1, 2, 3, 4]  # + one denoiser epoch
+    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "train_total")]
+    assert steps == [1, 2, 3]
+    assert mlflow.MlflowClient().get_run(run_id).data.tags["resumed_at_epoch"] == "2"
+
+
+def test_changed_params_do_not_resume_a_foreign_checkpoint(tmp_path):
+    params = tiny_params(tmp_path, epochs=1)
+    runtime.configure(params.train)
+    split = tiny_split(tmp_path, params)
+    _, first = run_training(params, split, tmp_path / "ckpt")
+    other = tiny_params(tmp_path, epochs=1, learning_rate=5e-4)
+    _, second = run_training(other, split, tmp_path / "ckpt")
+    assert first != second
+
+
+def test_non_finite_loss_stops_with_a_clear_error_and_a_failed_run(tmp_path, monkeypatch):
+    params = tiny_params(tmp_path)
+    runtime.configure(params.train)
+    split = tiny_split(tmp_path, params)
+    real_step = Trainer.train_step
+
+    def poisoned(self, images):
+        losses = dict(real_step(self, images))
+        losses["total"] = losses["total"] * float("nan")
+        return losses
+
+    monkeypatch.setattr(Trainer, "train_step", poisoned)
+    with pytest.raises(PipelineError, match="diverged at epoch 1, step 1: total loss is not finite"):
+        run_training(params, split, tmp_path / "ckpt")
+    runs = mlflow.search_runs(experiment_names=[params.mlflow.experiment], output_format="list")
+    assert runs[0].info.status == "FAILED"
+    assert "not finite" in runs[0].data.tags["failure_reason"]
+    assert not list(Path(tmp_path).glob("**/*.keras"))
+
+
+@pytest.mark.parametrize("variant", ["zero_dce", "zero_dce_pp"])
+def test_fused_loss_gives_the_op_by_op_losses_and_gradients(tmp_path, variant):
+    import dataclasses
+
+    import tensorflow as tf
+
+    base = tiny_params(tmp_path)
+    model = dataclasses.replace(base.model, variant=variant, scale_factor=4)
+    fused = Trainer(dataclasses.replace(base, model=model))
+    plain = Trainer(
+        dataclasses.replace(base, model=model, train=dataclasses.replace(base.train, fused_loss=False))
+    )
+    plain.model.set_weights(fused.model.get_weights())
+    images = tf.constant(np.random.default_rng(8).random((2, 32, 32, 3)).astype(np.float32) * 0.4)
+    (fused_losses, fused_grads), (plain_losses, plain_grads) = (
+        tf.function(t.batch_gradients)(images) for t in (fused, plain)
+    )
+    for key in plain_losses:
+        np.testing.assert_allclose(fused_losses[key], plain_losses[key], rtol=1e-4, atol=1e-7)
+    for a, b in zip(fused_grads, plain_grads, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-7)
+    low = tf.constant(np.random.default_rng(9).random((1, 40, 52, 3)).astype(np.float32) * 0.3)
+    high = tf.constant(np.random.default_rng(10).random((1, 40, 52, 3)).astype(np.float32))
+    fused_val, plain_val = fused.val_step(low, high), plain.val_step(low, high)
+    for key in plain_val:
+        np.testing.assert_allclose(fused_val[key], plain_val[key], rtol=1e-4, atol=1e-6)

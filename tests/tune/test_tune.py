@@ -1,0 +1,193 @@
+"""The Optuna search at tiny size on the fixture: trials, resuming, workers, MLflow, results."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+import yaml
+
+import src.tune.trial
+from src import runtime
+from src.config import load_params, params_from_dict
+from src.errors import PipelineError
+from src.train.run import run_training
+from src.tune.study import apply_to_params, load_or_create_study, run_search
+from tests.support.pipeline import REPO, tiny_params_dict, tiny_split
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A working directory with tiny params (3 trials of 2 epochs) and a split of the fixture."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # Absolute URIs: MLflow caches one store per URI string for the whole process.
+    raw = tiny_params_dict(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    raw["tune"].update(n_trials=3, epochs=2, storage=f"sqlite:///{tmp_path / 'optuna.db'}", pruner="none")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    params = params_from_dict(raw)
+    runtime.configure(params.train)
+    tiny_split(tmp_path, params)
+    yield tmp_path
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+def search(project: Path, pruner=None, **tune_overrides):
+    from src.tune.trial import with_overrides
+
+    overrides = {f"tune.{k}": v for k, v in tune_overrides.items()}
+    params = with_overrides(load_params(project / "params.yaml"), overrides)
+    return run_search(
+        params,
+        project / "params.yaml",
+        overrides,
+        project / "split",
+        project / "best.yaml",
+        project / "plots",
+        pruner,
+    )
+
+
+def child_runs(parent_id: str) -> list:
+    return mlflow.search_runs(
+        search_all_experiments=True,
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
+        output_format="list",
+    )
+
+
+def parent_runs() -> list:
+    return mlflow.search_runs(
+        search_all_experiments=True, filter_string="tags.`optuna.storage` != ''", output_format="list"
+    )
+
+
+def test_three_trials_are_tracked_and_the_best_params_train(project):
+    study = search(project)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+
+    (parent,) = parent_runs()
+    assert parent.data.metrics["best_val_score"] == pytest.approx(study.best_value)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(parent.info.run_id)}
+    assert {"best.yaml", "optimization_history.png", "param_importances.png"} <= artifacts
+    children = {run.data.tags["optuna.trial"]: run for run in child_runs(parent.info.run_id)}
+    assert sorted(children) == ["0", "1", "2"]
+    for trial in study.trials:
+        run = children[str(trial.number)]
+        assert run.data.tags["trial_state"] == "complete"
+        assert float(run.data.params["train.learning_rate"]) == pytest.approx(
+            trial.params["train.learning_rate"]
+        )
+        assert float(run.data.params["loss.exposure_level"]) == pytest.approx(
+            trial.params["loss.exposure_level"]
+        )
+        steps = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_psnr")
+        assert [m.step for m in steps] == [1, 2, 3]  # two curve epochs, then one of the denoiser
+
+    overlay = yaml.safe_load((project / "best.yaml").read_text())
+    assert set(overlay) == {"train", "loss"}
+    raw = yaml.safe_load((project / "params.yaml").read_text())
+    for section, values in overlay.items():
+        raw[section].update(values)
+    tuned = params_from_dict(raw)
+    assert tuned.train.learning_rate == pytest.approx(study.best_params["train.learning_rate"], rel=1e-3)
+    _, run_id = run_training(tuned, project / "split", project / "ckpt")
+    assert mlflow.get_run(run_id).info.status == "FINISHED"
+
+
+def test_a_second_invocation_adds_trials_to_the_same_study(project):
+    search(project, n_trials=2)
+    study = search(project, n_trials=2)
+    assert len(study.trials) == 4
+    drawn = {tuple(sorted(t.params.items())) for t in study.trials}
+    assert len(drawn) == 4, "a resumed study must not replay earlier draws"
+    assert len(parent_runs()) == 2
+
+
+def test_two_worker_processes_share_one_study(project):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PYTHONPATH"] = str(REPO)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.tune.study",
+            "--split",
+            "split",
+            "--best",
+            "best.yaml",
+            "--plots",
+            "plots",
+            "--workers",
+            "2",
+            "--n-trials",
+            "2",
+            "--storage",
+            "journal/study.log",
+        ],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "best params written to best.yaml" in result.stdout
+    cfg = load_params(project / "params.yaml").tune
+    from dataclasses import replace
+
+    study = load_or_create_study(replace(cfg, storage=str(project / "journal/study.log")))
+    assert len(study.trials) == 2
+    assert len({t.user_attrs["worker_pid"] for t in study.trials}) == 2, "each worker ran one trial"
+
+
+def test_pruned_trials_are_recorded_as_pruned(project):
+    always = optuna.pruners.ThresholdPruner(lower=1000.0)
+    with pytest.raises(PipelineError, match="no trial completed"):
+        search(project, pruner=always, n_trials=2)
+    study = load_or_create_study(load_params(project / "params.yaml").tune)
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED] * 2
+    (parent,) = parent_runs()
+    assert {r.data.tags["trial_state"] for r in child_runs(parent.info.run_id)} == {"pruned"}
+
+
+def test_a_crashing_trial_fails_alone_and_the_study_goes_on(project, monkeypatch):
+    real_train = src.tune.trial.train
+
+    def crash_first(*args, **kwargs):
+        if kwargs["fingerprint_value"] == "trial-0":
+            raise PipelineError("training diverged at epoch 1, step 1: total loss is not finite")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(src.tune.trial, "train", crash_first)
+    study = search(project, n_trials=2)
+    assert [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    (parent,) = parent_runs()
+    failed = [r for r in child_runs(parent.info.run_id) if r.data.tags["trial_state"] == "failed"]
+    assert len(failed) == 1 and failed[0].info.status == "FAILED"
+    assert "not finite" in failed[0].data.tags["failure_reason"]
+
+
+def test_apply_only_writes_the_studys_best_into_params(project):
+    study = search(project, n_trials=1)
+    from src.tune.study import main
+
+    main(["--apply-only", "--params", str(project / "params.yaml")])
+    applied = load_params(project / "params.yaml")
+    assert applied.loss.exposure_level == pytest.approx(study.best_params["loss.exposure_level"], rel=1e-3)
+    assert len(load_or_create_study(applied.tune).trials) == 1, "--apply-only runs no trial"
+
+
+def test_apply_writes_values_and_keeps_comments(tmp_path):
+    target = tmp_path / "params.yaml"
+    target.write_text((REPO / "params.yaml").read_text())
+    apply_to_params({"train": {"learning_rate": 0.0003}, "loss": {"exposure_level": 0.47}}, target)
+    params = load_params(target)
+    assert params.train.learning_rate == 0.0003 and params.loss.exposure_level == 0.47
+    assert "# Well-exposedness level E." in target.read_text()
