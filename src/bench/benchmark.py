@@ -27,6 +27,7 @@ from typing import Any
 from src.config import DEFAULT_PARAMS, PRECISIONS, Params, load_params
 from src.errors import PipelineError, cli_entry
 from src.files import atomic_write_text
+from src.machine import cpu_model
 
 VARIANTS = ("zero_dce", "zero_dce_pp")
 SIZES = ((600, 400), (1200, 900))  # width × height
@@ -212,17 +213,9 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on; they mean nothing without it."""
     import importlib.metadata
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     gpus = _gpu_names()
     return {
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "gpu": ", ".join(gpus) if gpus else "none",
         "python": platform.python_version(),

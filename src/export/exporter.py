@@ -39,7 +39,6 @@ file). Decisions made here:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import hashlib
 import json
@@ -62,6 +61,7 @@ from src.config import DEFAULT_PARAMS
 from src.errors import PipelineError, cli_entry, first_line
 from src.files import atomic_path, atomic_write_text, sync
 from src.infer.photos import format_of
+from src.machine import cpu_model
 
 if TYPE_CHECKING:  # TensorFlow loads in seconds: only once a model is converted or run
     import keras
@@ -572,13 +572,7 @@ def measure_timing(runner: Runner, keras_enhancer: Any, runs: int) -> Timing:
 
 def machine_label() -> str:
     """The CPU model and count, e.g. 'Intel(R) Xeon(R) Platinum 8488C, 2 CPUs (x86_64)'."""
-    name = platform.processor() or "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    return f"{name}, {os.cpu_count()} CPUs ({platform.machine()})"
+    return f"{cpu_model()}, {os.cpu_count()} CPUs ({platform.machine()})"
 
 
 def load_images(
