@@ -1,6 +1,6 @@
-"""`python -m src.export`: TFLite / ONNX export (src.export.exporter)."""
+"""`python -m src.export`: TFLite / ONNX export (src.export.cli)."""
 
-from src.export.exporter import main
+from src.export.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

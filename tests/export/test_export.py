@@ -15,17 +15,11 @@ from keras import layers, ops
 
 from src.data.images import to_unit_float
 from src.errors import PipelineError
-from src.export.exporter import (
-    BUILTINS,
-    OnnxEnhancer,
-    TFLiteEnhancer,
-    export_onnx,
-    export_tflite,
-    load_images,
-    main,
-    report_path,
-    synthetic_images,
-)
+from src.export.cli import main
+from src.export.convert import BUILTINS
+from src.export.parity import export_onnx, export_tflite, report_path
+from src.export.runners import OnnxEnhancer, TFLiteEnhancer
+from src.export.samples import load_images, synthetic_images
 from src.infer.fast_path import Enhancer
 from src.model.networks import build_dce_net, inference_model
 from tests.support.data import FIXTURE_DATASET, fixture_pair
