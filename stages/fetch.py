@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from src.config import load_params
-from src.data.fetch import fetch_dataset, manifest_digest, read_manifest
+from src.data.fetch import fetch_dataset
+from src.data.manifest import manifest_digest, read_manifest
 from src.errors import cli_entry
 
 

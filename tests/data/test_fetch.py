@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from src.config import FetchConfig
-from src.data.fetch import fetch_dataset, manifest_digest, read_manifest
+from src.data.fetch import fetch_dataset
+from src.data.manifest import manifest_digest, read_manifest
 from src.errors import PipelineError
 from tests.support.fetch import (
     FIXTURE_ROOT,

@@ -1,4 +1,4 @@
-"""Helpers for tests/test_fetch.py: fixture zips, manifests and a loopback HTTP server with Range support.
+"""Helpers for tests/data/test_fetch.py: fixture zips, manifests, a loopback HTTP server with Range support.
 
 Kept out of conftest.py so that the fetch tests do not collide with other suites' fixtures.
 """
