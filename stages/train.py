@@ -33,7 +33,7 @@ def main() -> None:
         f"trained {len(result.state.history)} epochs; best epoch {int(result_best['epoch'])}: "
         f"val PSNR {result_best['val_psnr']:.2f} dB, SSIM {result_best['val_ssim']:.3f}; MLflow run {run_id}"
     )
-    from src.train.trainer import Checkpoints
+    from src.train.checkpoints import Checkpoints
 
     Checkpoints.clear_folder(args.checkpoints)
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import mlflow
 
 from src.config import Params
-from src.data.fetch import manifest_digest
+from src.data.manifest import manifest_digest
 from src.data.split import read_split
 from src.files import atomic_path, atomic_write_text
 from src.tracking import runs as tracking
-from src.train.trainer import TrainingResult, TrainingState, fingerprint, train
+from src.train.checkpoints import TrainingState, fingerprint
+from src.train.loop import TrainingResult, train
 
 
 def split_version(split_dir: Path) -> str:

@@ -1,0 +1,1 @@
+"""`python -m src.tune`: the Optuna search; a trial is a full training scored on validation."""

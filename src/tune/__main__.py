@@ -1,6 +1,6 @@
-"""`python -m src.tune`: the Optuna search (src.tune.study)."""
+"""`python -m src.tune`: the Optuna search (src.tune.cli)."""
 
-from src.tune.study import main
+from src.tune.cli import main
 
 if __name__ == "__main__":
     main()

@@ -1,10 +1,10 @@
-"""One Optuna trial: suggest params, train briefly, report the validation score, track in MLflow.
+"""One Optuna trial: suggest params, train, report the validation score each epoch, track in MLflow.
 
 The score is `src.evaluate.metrics.quality_score` (PSNR + 25·SSIM) of the finished image (curves,
 gate, denoiser): PSNR alone rewarded fast, over-bright configurations that lost SSIM.
 
-Kept apart from the study orchestration in `src.tune.study` so worker processes import only
-what a trial needs.
+Kept apart from the study orchestration (`src.tune.search`, `src.tune.workers`) so worker
+processes import only what a trial needs.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import optuna
 
 from src.config import Params, TuneConfig, params_from_dict
 from src.data.split import read_split
-from src.train.trainer import train
+from src.train.loop import train
 
 # Searched params: name as in params.yaml → (TuneConfig range field, log scale).
 SEARCH_SPACE: dict[str, tuple[str, bool]] = {

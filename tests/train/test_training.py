@@ -8,8 +8,9 @@ import pytest
 
 from src import runtime
 from src.errors import PipelineError
+from src.train.checkpoints import STATE_FILE
 from src.train.run import run_training, write_training_outputs
-from src.train.trainer import STATE_FILE, Trainer
+from src.train.trainer import Trainer
 from tests.support.pipeline import tiny_params, tiny_split
 
 

@@ -17,7 +17,9 @@ from src import runtime
 from src.config import load_params, params_from_dict
 from src.errors import PipelineError
 from src.train.run import run_training
-from src.tune.study import apply_to_params, load_or_create_study, run_search
+from src.tune.params_file import apply_to_params
+from src.tune.search import run_search
+from src.tune.study import load_or_create_study
 from tests.support.pipeline import REPO, tiny_params_dict, tiny_split
 
 
@@ -117,7 +119,7 @@ def test_two_worker_processes_share_one_study(project):
         [
             sys.executable,
             "-m",
-            "src.tune.study",
+            "src.tune",
             "--split",
             "split",
             "--best",
@@ -176,7 +178,7 @@ def test_a_crashing_trial_fails_alone_and_the_study_goes_on(project, monkeypatch
 
 def test_apply_only_writes_the_studys_best_into_params(project):
     study = search(project, n_trials=1)
-    from src.tune.study import main
+    from src.tune.cli import main
 
     main(["--apply-only", "--params", str(project / "params.yaml")])
     applied = load_params(project / "params.yaml")

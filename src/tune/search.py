@@ -1,0 +1,95 @@
+"""One search invocation: the parent MLflow run, the trials (in this process or in worker
+processes), then the best params and the plots."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from src.config import Params
+from src.errors import PipelineError
+from src.tune.params_file import exp_run_command, write_best_params
+from src.tune.plots import save_study_plots
+from src.tune.study import load_or_create_study, summarize
+from src.tune.workers import WorkerJob, run_worker, spawn_workers
+
+
+def run_search(
+    params: Params,
+    params_path: Path,
+    overrides: dict[str, Any],
+    split_dir: Path,
+    best_file: Path,
+    plots_dir: Path,
+    pruner: optuna.pruners.BasePruner | None = None,
+) -> optuna.Study:
+    """The whole invocation: parent MLflow run, trials (in-process or workers), results."""
+    # MLflow is heavy: imported when a search runs, not for --help.
+    import mlflow
+
+    from src.tracking import runs as tracking
+
+    cfg = params.tune
+    for name in ("train.csv", "val.csv"):
+        if not (split_dir / name).is_file():
+            raise PipelineError(f"{split_dir / name}: not found (run `dvc repro split` first)")
+    study = load_or_create_study(cfg, pruner=pruner)
+    target = len(study.trials) + cfg.n_trials
+    print(
+        f"tune: study {cfg.study_name!r} in {cfg.storage}: {len(study.trials)} trials so far, "
+        f"adding {cfg.n_trials} with {cfg.workers} worker(s)",
+        file=sys.stderr,
+    )
+    tracking.configure(params.mlflow)
+    parent = mlflow.start_run(run_name=f"tune-{cfg.study_name}")
+    mlflow.log_params({f"tune.{k}": v for k, v in dataclasses.asdict(cfg).items()})
+    mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.storage": cfg.storage})
+    jobs = [
+        WorkerJob(str(params_path), overrides, str(split_dir), parent.info.run_id, target, worker, pruner)
+        for worker in range(cfg.workers)
+    ]
+    try:
+        if cfg.workers == 1:
+            run_worker(jobs[0])
+        else:
+            spawn_workers(jobs)
+    except KeyboardInterrupt:
+        mlflow.set_tag("stopped", "interrupted by the user")
+        mlflow.end_run(status="KILLED")
+        print(
+            f"tune: interrupted; the study is saved in {cfg.storage}, run again to continue", file=sys.stderr
+        )
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    study = load_or_create_study(cfg)
+    try:
+        best = study.best_trial
+    except ValueError:
+        mlflow.end_run(status="FAILED")
+        raise PipelineError(f"study {cfg.study_name!r}: no trial completed ({summarize(study)})") from None
+    overlay = write_best_params(study, best_file)
+    mlflow.log_params({f"best.{name}": value for name, value in best.params.items()})
+    mlflow.log_metrics(
+        {
+            "best_val_score": best.value,
+            "best_val_psnr": best.user_attrs.get("val_psnr", float("nan")),
+            "best_val_ssim": best.user_attrs.get("val_ssim", float("nan")),
+        }
+    )
+    mlflow.set_tag("best_trial", str(best.number))
+    for path in [best_file, *save_study_plots(study, plots_dir)]:
+        mlflow.log_artifact(str(path))
+    mlflow.end_run()
+    print(
+        f"tune: {summarize(study)}; best trial {best.number}: val score {best.value:.2f} "
+        f"(PSNR {best.user_attrs.get('val_psnr', float('nan')):.2f} dB, "
+        f"SSIM {best.user_attrs.get('val_ssim', float('nan')):.3f})"
+    )
+    print(f"best params written to {best_file}; train the pipeline with them:\n  {exp_run_command(overlay)}")
+    return study
