@@ -1,6 +1,6 @@
-"""`python -m src.bench`: the speed benchmark (src.bench.benchmark)."""
+"""`python -m src.bench`: the speed benchmark (src.bench.cli)."""
 
-from src.bench.benchmark import main
+from src.bench.cli import main
 
 if __name__ == "__main__":
     main()
