@@ -59,17 +59,17 @@ def import_closure(module: str) -> set[Path]:
     return {f for f in files if f is not None and has_code(f)}
 
 
-def stages() -> list[tuple[str, str, str, list[str]]]:
+def stages() -> list:
     out = []
     for pipeline in PIPELINES:
         spec = yaml.safe_load((REPO_ROOT / pipeline).read_text())
         for name, stage in spec["stages"].items():
             module = stage["cmd"].split()[2]  # python -m <module> ...
-            out.append((pipeline, name, module, stage.get("deps", [])))
+            out.append(pytest.param(pipeline, name, module, stage.get("deps", []), id=f"{pipeline}:{name}"))
     return out
 
 
-@pytest.mark.parametrize(("pipeline", "stage", "module", "deps"), stages(), ids=lambda v: str(v)[:20])
+@pytest.mark.parametrize(("pipeline", "stage", "module", "deps"), stages())
 def test_every_module_a_stage_imports_is_one_of_its_deps(pipeline, stage, module, deps):
     declared = [REPO_ROOT / d for d in deps]
     missing = [

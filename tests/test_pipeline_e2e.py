@@ -15,9 +15,12 @@ from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
+from src.data.images import read_rgb
+from src.data.split import read_split
 from tests.support.fetch import fixture_files, write_manifest
 from tests.support.pipeline import REPO, tiny_params_dict
 
@@ -59,6 +62,11 @@ def params_tv_weights(project: Path) -> list[float]:
     return yaml.safe_load((project / "params.yaml").read_text())["evaluate"]["tv_weights"]
 
 
+def psnr_db(output: np.ndarray, target: np.ndarray) -> float:
+    mse = float(np.mean(np.square(output.astype(np.float64) - target)))
+    return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
+
+
 def run(project: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
@@ -74,43 +82,114 @@ def reproduced(project: Path) -> Path:
     return project
 
 
-def test_every_stage_wrote_its_outputs(reproduced):
-    for path in (
-        "data/raw/lol_dataset/eval15/low/1.png",
-        "data/split/train.csv",
-        "models/model.keras",
-        "models/run.json",
-        "reports/train/history.csv",
-        "reports/eval/per_image.csv",
-        "reports/plots/loss_total.png",
-        "reports/plots/test_examples.jpg",
-        "reports/plots/normal_light_examples.jpg",
-        "reports/promote.json",
-    ):
-        assert (reproduced / path).is_file(), path
-    losses = sorted(p.name for p in (reproduced / "reports/plots").glob("loss_*.png"))
+def test_every_stage_wrote_its_outputs_and_each_agrees_with_the_stage_before(reproduced):
+    raw = reproduced / "data/raw/lol_dataset"
+    files = sorted(p for p in raw.rglob("*") if p.is_file())
+    copied = {p.relative_to(raw.parent).as_posix(): p.read_bytes() for p in files}
+    assert copied == fixture_files(), "fetch copies exactly the verified files"
+
+    splits = {name: read_split(reproduced / f"data/split/{name}.csv") for name in ("train", "val", "test")}
+    assert {name: len(frame) for name, frame in splits.items()} == {"train": 4, "val": 2, "test": 4}
+    names = [set(frame["name"]) for frame in splits.values()]
+    assert sum(map(len, names)) == len(set.union(*names)), "the splits are disjoint"
+    assert {"eval15/1", "eval15/111", "eval15/146"} <= names[2], "eval15 is test data"
+    summary = json.loads((reproduced / "reports/split.json").read_text())
+    assert summary["counts"] == {"train": 4, "val": 2, "test": 4, "unused": 1}
+
+    history = pd.read_csv(reproduced / "reports/train/history.csv")
+    assert list(history["epoch"]) == [1, 2, 3] and list(history["phase"]) == [1, 1, 2]
+    trained = json.loads((reproduced / "reports/train/metrics.json").read_text())
+    best = history.loc[history["val_score"].idxmax()]
+    assert trained["best_epoch"] == best["epoch"] and trained["epochs"] == 3
+    assert trained["val_psnr"] == pytest.approx(best["val_psnr"], abs=1e-3)
+
+    from src.model.loading import load_keras_model
+
+    assert load_keras_model(reproduced / "models/model.keras").name == "zero_dce"  # the variant asked for
+    run_id = json.loads((reproduced / "models/run.json").read_text())["run_id"]
+    promoted = json.loads((reproduced / "reports/promote.json").read_text())
+    metrics = json.loads((reproduced / "reports/eval/metrics.json").read_text())
+    assert (promoted["run_id"], promoted["version"], promoted["alias"]) == (run_id, "1", "champion")
+    assert promoted["value"] == pytest.approx(metrics["test"]["zero_dce"]["psnr"], abs=1e-4)
+
+    plots = reproduced / "reports/plots"
+    losses = sorted(p.name for p in plots.glob("loss_*.png"))
     assert losses == [
         f"loss_{n}.png" for n in sorted(["spatial", "exposure", "color", "smoothness", "total", "denoiser"])
     ]
+    heights = {}
+    for name in [*losses, "val_quality.png", "test_examples.jpg", "normal_light_examples.jpg"]:
+        image = read_rgb(plots / name)  # decodes whole
+        assert image.std() > 5, f"{name} is blank"
+        heights[name] = image.shape[0]
+    # One row per test image (4 of them) against one per eval15 ground truth (3).
+    assert heights["test_examples.jpg"] > heights["normal_light_examples.jpg"]
 
 
-def test_metrics_cover_model_and_baselines_on_test_and_eval15(reproduced):
+def test_metrics_are_the_means_of_the_per_image_scores_of_every_test_image(reproduced):
     metrics = json.loads((reproduced / "reports/eval/metrics.json").read_text())
+    per_image = pd.read_csv(reproduced / "reports/eval/per_image.csv")
+    test = read_split(reproduced / "data/split/test.csv")
+    low_light = per_image[per_image["subset"] != "normal_light"]
     for scope in ("test", "eval15"):
         assert set(metrics[scope]) == {"zero_dce", "zero_dce_tv", "input", "gamma", "clahe"}
-        for values in metrics[scope].values():
-            assert 0 < values["psnr"] < 60 and -1 <= values["ssim"] <= 1
+        rows = low_light if scope == "test" else low_light[low_light["subset"] == "eval15"]
+        for method, values in metrics[scope].items():
+            group = rows[rows["method"] == method]
+            expected = test if scope == "test" else test[test["subset"] == "eval15"]
+            assert sorted(group["name"]) == sorted(expected["name"]), f"{scope}/{method}: one row per image"
+            assert values["images"] == len(group)
+            for metric in ("psnr", "ssim", "brightness"):
+                mean = group[metric].mean()
+                assert values[metric] == pytest.approx(mean, abs=2e-4), (scope, method, metric)
     assert metrics["eval15"]["zero_dce"]["images"] == 3
     assert metrics["test"]["zero_dce"]["images"] == 4
     # The fitted gamma brightens: it must beat the untouched dark input.
     assert metrics["eval15"]["gamma"]["psnr"] > metrics["eval15"]["input"]["psnr"]
     assert metrics["tv_weight"] in params_tv_weights(reproduced)
+
     normal = metrics["normal_light"]
+    rows = per_image[per_image["subset"] == "normal_light"]
     assert set(normal) == {"zero_dce", "input"} and normal["zero_dce"]["images"] == 3
+    for method, values in normal.items():
+        group = rows[rows["method"] == method]
+        for metric in ("brightness", "brightness_in", "clipped_pct"):
+            assert values[metric] == pytest.approx(group[metric].mean(), abs=2e-4), (method, metric)
+        mse = group["mse_vs_input"].mean()  # PSNR against the input is pooled over the images
+        assert values["psnr_vs_input"] == pytest.approx(min(10 * np.log10(1 / mse), 100.0) if mse else 100.0)
+        assert values["worst_psnr_vs_input"] == pytest.approx(group["psnr_vs_input"].min(), abs=1e-3)
     assert normal["input"]["psnr_vs_input"] == 100.0  # the identity, capped
     assert normal["input"]["brightness"] == normal["input"]["brightness_in"]
     shown = run(reproduced, "metrics", "show")
     assert shown.returncode == 0 and "eval15.zero_dce.psnr" in shown.stdout
+
+
+def test_the_saved_model_reproduces_the_scores_evaluate_wrote_for_it(reproduced):
+    """Re-score two test images here, with the model file and the input alone: the numbers must
+    be the per-image rows of the evaluate stage (the input's too: the scoring itself is right)."""
+    import keras
+
+    from src.evaluate.metrics import ssim
+    from src.model.loading import load_keras_model
+
+    per_image = pd.read_csv(reproduced / "reports/eval/per_image.csv").set_index(["name", "subset", "method"])
+    test = read_split(reproduced / "data/split/test.csv").set_index("name")
+    model = load_keras_model(reproduced / "models/model.keras")
+    our485 = next(name for name in test.index if name.startswith("our485/"))
+    for name in ("eval15/1", our485):
+        low = read_rgb(reproduced / test.loc[name, "low"]).astype(np.float32) / 255
+        high = read_rgb(reproduced / test.loc[name, "high"]).astype(np.float32) / 255
+        enhanced = np.clip(keras.ops.convert_to_numpy(model(low[None]))[0], 0, 1)
+        for method, output in (("zero_dce", enhanced), ("input", low)):
+            row = per_image.loc[(name, test.loc[name, "subset"], method)]
+            assert row["psnr"] == pytest.approx(psnr_db(output, high), abs=2e-3), (name, method)
+            assert row["ssim"] == pytest.approx(ssim(output, high), abs=1e-3), (name, method)
+            assert row["brightness"] == pytest.approx(output.mean(), abs=1e-4), (name, method)
+    truth = read_rgb(reproduced / test.loc["eval15/1", "high"]).astype(np.float32) / 255
+    kept = np.clip(keras.ops.convert_to_numpy(model(truth[None]))[0], 0, 1)
+    row = per_image.loc[("eval15/1", "normal_light", "zero_dce")]
+    assert row["brightness"] == pytest.approx(kept.mean(), abs=1e-4)
+    assert row["psnr_vs_input"] == pytest.approx(min(psnr_db(kept, truth), 100.0), abs=0.01)
 
 
 def test_mlflow_run_holds_curves_psnr_and_a_loadable_model(reproduced, monkeypatch):
@@ -126,8 +205,10 @@ def test_mlflow_run_holds_curves_psnr_and_a_loadable_model(reproduced, monkeypat
         assert [m.step for m in client.get_metric_history(run_id, f"train_{loss}")] == [1, 2]
         assert [m.step for m in client.get_metric_history(run_id, f"val_{loss}")] == [1, 2, 3]
     assert [m.step for m in client.get_metric_history(run_id, "train_denoise")] == [3]
-    assert "eval15_zero_dce_psnr" in run_info.data.metrics
-    assert "test_gamma_ssim" in run_info.data.metrics
+    metrics = json.loads((reproduced / "reports/eval/metrics.json").read_text())
+    logged = run_info.data.metrics
+    assert logged["eval15_zero_dce_psnr"] == pytest.approx(metrics["eval15"]["zero_dce"]["psnr"])
+    assert logged["test_gamma_ssim"] == pytest.approx(metrics["test"]["gamma"]["ssim"])
     for key in ("tv_weight_fitted", "normal_light_zero_dce_psnr_vs_input", "normal_light_input_brightness"):
         assert key in run_info.data.metrics
     assert run_info.data.tags["git_commit"] != "unknown"
@@ -139,6 +220,10 @@ def test_mlflow_run_holds_curves_psnr_and_a_loadable_model(reproduced, monkeypat
     image = np.random.default_rng(0).random((1, 40, 56, 3)).astype(np.float32)
     out = np.asarray(model.predict(image))
     assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
+    from src.model.loading import load_keras_model
+
+    shipped = load_keras_model(reproduced / "models/model.keras")
+    np.testing.assert_allclose(out, shipped(image), atol=1e-5, err_msg="the champion is the model file")
 
 
 def test_second_repro_has_nothing_to_do(reproduced):

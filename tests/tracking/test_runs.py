@@ -1,0 +1,185 @@
+"""MLflow plumbing against real temporary sqlite stores: where runs go, provenance, model logging."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import mlflow
+import mlflow.tracking._tracking_service.utils as tracking_service
+import mlflow.tracking.fluent as fluent
+import numpy as np
+import pytest
+
+from src.config import MlflowConfig
+from src.errors import PipelineError
+from src.tracking import runs
+
+
+@pytest.fixture(autouse=True)
+def isolated_mlflow(tmp_path, monkeypatch):
+    """MLflow keeps the store and experiment in module globals and mirrors them into the
+    environment; put all of it back afterwards so no other test logs into these stores."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(tracking_service, "_tracking_uri", tracking_service._tracking_uri)
+    monkeypatch.setattr(fluent, "_active_experiment_id", fluent._active_experiment_id)
+    monkeypatch.chdir(tmp_path)  # artifacts of a sqlite store go to ./mlruns
+    yield
+    while mlflow.active_run():
+        mlflow.end_run()
+
+
+def store(tmp_path: Path, name: str) -> str:
+    return f"sqlite:///{tmp_path / name}"
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory) -> str:
+    """One sqlite store for the module (creating one costs seconds); tests use their own experiments."""
+    uri = store(tmp_path_factory.mktemp("store"), "mlflow.db")
+    mlflow.MlflowClient(uri).search_experiments()  # creates the schema
+    return uri
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """A git repository with one committed file."""
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "init", "-q")
+    (root / "code.py").write_text("print('v1')\n")
+    git(root, "add", "code.py")
+    git(root, "commit", "-qm", "v1")
+    return root
+
+
+def test_git_commit_is_the_head_commit_and_dirty_once_a_tracked_file_changes(repo) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    assert re.fullmatch(r"[0-9a-f]{40}", head)
+    assert runs.git_commit(repo) == head
+    (repo / "notes.txt").write_text("untracked files do not change what was run\n")
+    assert runs.git_commit(repo) == head
+    (repo / "code.py").write_text("print('v2')\n")
+    assert runs.git_commit(repo) == f"{head}-dirty"
+    git(repo, "commit", "-qam", "v2")
+    assert runs.git_commit(repo) == git(repo, "rev-parse", "HEAD") != head
+
+
+def test_git_commit_is_unknown_outside_git_or_without_git(tmp_path, monkeypatch, repo) -> None:
+    outside = tmp_path / "plain"
+    outside.mkdir()
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))  # never look above tmp_path
+    assert runs.git_commit(outside) == "unknown"
+    assert runs.git_commit(tmp_path / "missing") == "unknown"
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
+    assert runs.git_commit(repo) == "unknown"
+
+
+def test_provenance_tags_give_mlflow_the_clean_commit_and_keep_the_dirty_mark(repo, monkeypatch) -> None:
+    head = git(repo, "rev-parse", "HEAD")
+    (repo / "code.py").write_text("print('edited')\n")
+    monkeypatch.chdir(repo)
+    assert runs.provenance_tags("data123", "split456") == {
+        "git_commit": f"{head}-dirty",
+        "mlflow.source.git.commit": head,
+        "data_version": "data123",
+        "split_version": "split456",
+    }
+
+
+def test_configure_uses_params_unless_MLFLOW_TRACKING_URI_is_set(tmp_path, monkeypatch, shared) -> None:
+    cfg = MlflowConfig(tracking_uri=shared, experiment="exp-a")
+    assert runs.configure(cfg) == cfg.tracking_uri
+    assert mlflow.get_tracking_uri() == cfg.tracking_uri
+    assert mlflow.MlflowClient().get_experiment_by_name("exp-a") is not None
+
+    from_env = store(tmp_path, "env.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", from_env)
+    other = MlflowConfig(tracking_uri=store(tmp_path, "ignored.db"), experiment="exp-b")
+    assert runs.configure(other) == from_env
+    assert mlflow.get_tracking_uri() == from_env
+    assert mlflow.MlflowClient().get_experiment_by_name("exp-b") is not None
+    assert not (tmp_path / "ignored.db").exists(), "the params store must not even be created"
+    with mlflow.start_run() as run:
+        pass
+    assert mlflow.MlflowClient(from_env).get_experiment(run.info.experiment_id).name == "exp-b"
+
+
+def test_log_to_run_adds_metrics_and_artifacts_to_the_training_run(tmp_path, shared) -> None:
+    cfg = MlflowConfig(tracking_uri=shared, experiment="exp-log")
+    runs.configure(cfg)
+    with mlflow.start_run() as training:
+        mlflow.log_metric("train_total", 1.5)
+    run_file = tmp_path / "run.json"
+    run_file.write_text(json.dumps({"run_id": training.info.run_id}))
+    report = tmp_path / "metrics.json"
+    report.write_text("{}\n")
+
+    got = runs.log_to_run(
+        run_file, cfg, metrics={"test_psnr": 17.25}, artifacts=[report], artifact_dir="evaluation"
+    )
+
+    assert got == training.info.run_id and mlflow.active_run() is None
+    client = mlflow.MlflowClient()
+    run = client.get_run(training.info.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.metrics == {"train_total": 1.5, "test_psnr": 17.25}
+    logged = client.list_artifacts(run.info.run_id, "evaluation")
+    assert [artifact.path for artifact in logged] == ["evaluation/metrics.json"]
+    assert len(client.search_runs([run.info.experiment_id])) == 1, "no new run was started"
+
+
+def test_log_to_run_names_a_missing_broken_or_foreign_run_file(tmp_path, shared) -> None:
+    cfg = MlflowConfig(tracking_uri=shared, experiment="exp-errors")
+    run_file = tmp_path / "run.json"
+    with pytest.raises(PipelineError, match="run file not found"):
+        runs.log_to_run(run_file, cfg)
+    run_file.write_text("not json")
+    with pytest.raises(PipelineError, match="not a run file"):
+        runs.log_to_run(run_file, cfg)
+    run_file.write_text(json.dumps({"run": "abc"}))
+    with pytest.raises(PipelineError, match="not a run file"):
+        runs.read_run_id(run_file)
+    run_file.write_text(json.dumps({"run_id": "0" * 32}))
+    with pytest.raises(PipelineError, match=f"run {'0' * 32} is not in the store"):
+        runs.log_to_run(run_file, cfg)
+
+
+def test_pip_requirements_pin_the_installed_versions() -> None:
+    pins = dict(req.split("==") for req in runs.pip_requirements())
+    assert pins == {name: importlib.metadata.version(name) for name in ("tensorflow", "keras", "numpy")}
+
+
+def test_a_logged_model_serves_images_of_any_size_and_batch(shared) -> None:
+    """The signature must not pin the height and width of one example: pyfunc enforces it."""
+    from src.model.networks import build_dce_net, inference_model
+
+    model = inference_model(build_dce_net(iterations=2, filters=4))
+    runs.configure(MlflowConfig(tracking_uri=shared, experiment="exp-model"))
+    with mlflow.start_run() as run:
+        uri = runs.log_keras_model(model)
+    assert uri.startswith("models:/")
+    served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/{runs.MODEL_ARTIFACT}")
+    inputs = served.metadata.get_input_schema().inputs
+    assert [(spec.type, spec.shape) for spec in inputs] == [(np.dtype("float32"), (-1, -1, -1, 3))]
+    rng = np.random.default_rng(0)
+    for shape in ((1, 16, 24, 3), (2, 9, 13, 3)):
+        image = rng.random(shape, np.float32)
+        out = np.asarray(served.predict(image))
+        np.testing.assert_allclose(out, model(image), atol=1e-6)
+    with pytest.raises(mlflow.exceptions.MlflowException):
+        served.predict(rng.random((1, 8, 8, 4), np.float32))  # four channels are not an RGB image
