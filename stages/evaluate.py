@@ -19,6 +19,8 @@ def main() -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
+    # Imported once the arguments and params are checked, so a bad flag or key answers at
+    # once: the modules below load TensorFlow and MLflow (seconds).
     from src.config import load_params
 
     params = load_params(args.params)

@@ -116,7 +116,7 @@ def load_model(spec: str, params_path: Path = DEFAULT_PARAMS) -> keras.Model:
 
 
 def _load_local(path: Path) -> keras.Model:
-    from src.model.loading import load_keras_model
+    from src.model.loading import load_keras_model  # lazy (as all TF/MLflow imports here): see above
 
     if path.is_dir() and (path / "MLmodel").is_file():
         return _load_from_mlflow(str(path), None)
@@ -126,6 +126,7 @@ def _load_local(path: Path) -> keras.Model:
 
 
 def _load_from_mlflow(uri: str, params_path: Path | None) -> keras.Model:
+    # Lazy: MLflow takes seconds to import, and only models:/ and runs:/ URIs need it.
     import mlflow
     import mlflow.keras
 
@@ -159,6 +160,7 @@ def enhance_all(
     precision: str = "float32",
 ) -> Outcome:
     """Enhance every job; a failing file is recorded and the loop goes on."""
+    # Lazy: the fast path imports TensorFlow, which argument errors and --help must not wait for.
     from tqdm import tqdm
 
     from src.infer.fast_path import Enhancer
@@ -185,7 +187,7 @@ def enhance_all(
 
 def _enhance_one(job: Job, enhancer: Enhancer, overwrite: bool, tile: int, margin: int, bar: tqdm) -> float:
     """Read, enhance in tiles, write; returns the megapixels done."""
-    from src.infer.photos import read_photo, write_photo
+    from src.infer.photos import read_photo, write_photo  # lazy with the fast path, as above
     from src.infer.tiling import count_windows, enhance_tiled
 
     if job.target.exists() and not overwrite:

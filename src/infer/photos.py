@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
+import tifffile
 from PIL import Image
 
 from src.data.images import image_errors
@@ -163,8 +164,6 @@ def _tiff_bits(image: Image.Image) -> int:
 
 
 def _tiff16(path: Path) -> np.ndarray:
-    import tifffile
-
     values = tifffile.imread(path, key=0)
     if values.ndim != 3 or values.shape[2] not in (3, 4) or values.dtype != np.uint16:
         raise PipelineError(f"{path}: unsupported 16-bit TIFF layout {values.shape} {values.dtype}")
@@ -231,8 +230,6 @@ def _write_pillow(tmp: Path, values: np.ndarray, photo: Photo) -> None:
 def _write_rgb16(tmp: Path, values: np.ndarray, fmt: str) -> None:
     """16-bit RGB(A), which Pillow cannot write: tifffile for TIFF, a small PNG encoder for PNG."""
     if fmt == "TIFF":
-        import tifffile
-
         tifffile.imwrite(tmp, values, photometric="rgb", compression="zlib", extrasamples=_extra(values))
         return
     if fmt != "PNG":

@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from src.data.images import write_png
 from src.errors import PipelineError, cli_entry
+from src.infer.photos import read_photo
 
 DECIMALS = 6  # enough to round-trip every 8- and 16-bit level; fewer digits keep the JSON small
 
@@ -62,12 +64,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     if args.command == "body":
-        from src.infer.photos import read_photo
-
         json.dump(request_body(read_photo(args.image).rgb), sys.stdout, separators=(",", ":"))
         return
-    from src.data.images import write_png
-
     try:
         payload = json.loads(args.answer.read_text())
     except FileNotFoundError:

@@ -29,8 +29,10 @@ from mlflow.exceptions import MlflowException
 
 from src.config import DEFAULT_PARAMS, PromoteConfig, load_params
 from src.errors import PipelineError, cli_entry
+from src.files import atomic_write_text
 from src.tracking import CHAMPION_ALIAS as CHAMPION
 from src.tracking import tracking_uri
+from src.tracking.runs import read_run_id
 
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"  # as logged by src.tracking.runs.log_keras_model
@@ -258,8 +260,6 @@ def _move_alias(client: MlflowClient, name: str, alias: str, version: str) -> bo
 
 
 def write_result(path: Path, decision: Decision) -> None:
-    from src.files import atomic_write_text
-
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(asdict(decision), indent=2) + "\n")
 
@@ -281,8 +281,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> Decision:
     args = parse_args(argv)
     params = load_params(args.params)
-    from src.tracking.runs import read_run_id
-
     run_id = args.run_id or read_run_id(args.run_file)
     mlflow.set_tracking_uri(tracking_uri(params.mlflow))
     decision = promote(run_id, params.promote, force=args.force)

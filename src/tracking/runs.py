@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import subprocess
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
 from src.config import MlflowConfig
+from src.errors import PipelineError
 from src.tracking import tracking_uri
 
 MODEL_ARTIFACT = "model"
@@ -75,7 +77,7 @@ def log_keras_model(model: object) -> str:
     creates the model folder and fails with FileNotFoundError. The explicit signature
     carries the same information (float32, any batch, height and width, 3 channels).
     """
-    import mlflow.keras
+    import mlflow.keras  # lazy: the flavour imports Keras and TensorFlow; reading runs needs neither
 
     info = mlflow.keras.log_model(
         model,
@@ -88,10 +90,6 @@ def log_keras_model(model: object) -> str:
 
 def read_run_id(run_file: Path) -> str:
     """The MLflow run the train stage created, as recorded in its run file."""
-    import json
-
-    from src.errors import PipelineError
-
     try:
         return str(json.loads(Path(run_file).read_text())["run_id"])
     except FileNotFoundError:
@@ -109,8 +107,6 @@ def log_to_run(
 ) -> str:
     """Add later stages' results (evaluation, plots) to the training run they describe,
     so one run in `mlflow ui` holds the whole story of a model."""
-    from src.errors import PipelineError
-
     run_id = read_run_id(run_file)
     configure(cfg)
     try:
