@@ -5,7 +5,6 @@ from __future__ import annotations
 import statistics
 import time
 
-from src.bench.seed import keras_seed
 from src.config import Params
 
 
@@ -36,13 +35,14 @@ def measure_inference(
     exposure gate if params have it), so the table shows what the denoiser costs."""
     # Lazy: each measurement runs in a worker process of its own; the parent and --help
     # never load TensorFlow.
+    import keras
     import numpy as np
     import tensorflow as tf
 
     from src.infer.fast_path import Enhancer
     from src.model.networks import build_dce_net, build_denoiser, inference_model
 
-    keras_seed(params.train.seed)
+    keras.utils.set_random_seed(params.train.seed)  # runs of one job build the same weights
     m = params.model
     model = inference_model(
         build_dce_net(m.iterations, m.filters, variant),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from src.bench.seed import keras_seed
 from src.config import Params
 
 
@@ -43,9 +42,11 @@ def measure_training(params: Params, paths: list[str], warmup_epochs: int, timed
 
 
 def measure_reference(params: Params, paths: list[str], warmup_epochs: int, timed_epochs: int) -> dict:
-    from src.bench.keras_io_recipe import measure_reference_training  # lazy: worker only, TensorFlow
+    import keras  # lazy: worker only, as TensorFlow below
 
-    keras_seed(params.train.seed)
+    from src.bench.keras_io_recipe import measure_reference_training
+
+    keras.utils.set_random_seed(params.train.seed)  # runs of one job build the same weights
     result = measure_reference_training(
         paths,
         params.train.crop_size,
