@@ -2,16 +2,34 @@
 
 Every stage and command reads its settings through here so that a typo in
 params.yaml fails at once with the key's name, not deep inside a training run.
+
+The sections are pydantic dataclasses (frozen, unknown keys forbidden): they are still
+stdlib dataclasses, so `dataclasses.replace/asdict/fields` work on them, and `replace`
+validates its result like params.yaml itself. pydantic's multi-line ValidationError is
+turned into one `file: section.key: problem` line by `params_from_dict`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic import dataclasses as pydantic_dataclasses
+from pydantic_core import ErrorDetails
 
 from src.errors import PipelineError, first_line
 
@@ -20,112 +38,186 @@ DEFAULT_PARAMS = Path("params.yaml")
 Precision = Literal["float32", "mixed_bfloat16"]
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
+# YAML 1.2's float syntax. PyYAML resolves plain scalars by YAML 1.1, whose floats need a dot
+# ("1.0e-3"), so `learning_rate: 1e-3` would arrive as the string "1e-3". A dot or an exponent
+# is required: without one the scalar is an int (PyYAML tries the float pattern first).
+_YAML12_NUMBER = r"[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
+_YAML12_FLOAT = re.compile(rf"^(?:{_YAML12_NUMBER}|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
+_FINITE_FLOAT_TEXT = re.compile(rf"^{_YAML12_NUMBER}$")
 
-@dataclasses.dataclass(frozen=True)
+
+class ParamsLoader(yaml.SafeLoader):
+    """yaml.SafeLoader whose floats follow YAML 1.2 (`1e-3`, `3E-4`, `1.5e+2` are numbers),
+    as in ruamel.yaml, which `src.tune` writes params.yaml back with."""
+
+
+ParamsLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+ParamsLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
+
+
+def _number_from_text(value: Any) -> Any:
+    """A float written as text by a YAML 1.1 reader ("1e-3" from yaml.safe_load) is still a
+    number; any other text ("fast") is left for the strict float check to reject."""
+    if isinstance(value, str) and _FINITE_FLOAT_TEXT.match(value):
+        return float(value)
+    return value
+
+
+# Strict scalars: YAML gives real types, so no text is read as a number or a bool ("fast",
+# "yes"), a bool is not a number (True == 1 in Python), and a float is not an int (3.5 epochs).
+# Ints are accepted for floats (`timeout_s: 60`) and come out as floats.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict(), BeforeValidator(_number_from_text)]
+Str = Annotated[str, Strict()]
+Bool = Annotated[bool, Strict()]
+
+
+def _range_shape(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ValueError(f"expected a [low, high] range, got {value!r}")
+    return tuple(value)
+
+
+def _range_order(value: tuple[float, float]) -> tuple[float, float]:
+    low, high = value
+    if not 0 < low <= high:
+        raise ValueError(f"range needs 0 < low <= high, got {list(value)}")
+    return value
+
+
+def _below_one(value: tuple[float, float]) -> tuple[float, float]:
+    if value[1] >= 1.0:
+        raise ValueError(f"range must lie in (0, 1), got {list(value)}")
+    return value
+
+
+def _grid_shape(value: Any) -> Any:
+    if not isinstance(value, list | tuple) or not value:
+        raise ValueError(f"expected a non-empty list of numbers >= 0, got {value!r}")
+    return tuple(value)
+
+
+# [low, high] with 0 < low <= high: a search range (tune) or a band (model.gate_band).
+Range = Annotated[tuple[Float, Float], BeforeValidator(_range_shape), AfterValidator(_range_order)]
+# A Range of fractions: brightness levels, which 1.0 (white) would make meaningless.
+UnitRange = Annotated[Range, AfterValidator(_below_one)]
+# tuple[float, ...]: a grid of candidate values (evaluate.tv_weights), not a range.
+Grid = Annotated[tuple[Annotated[Float, Field(ge=0)], ...], BeforeValidator(_grid_shape)]
+
+# No NaN or infinity: no setting means them (0 is the "no limit" of timeout_s).
+_SECTION = ConfigDict(extra="forbid", allow_inf_nan=False)
+_section = pydantic_dataclasses.dataclass(frozen=True, config=_SECTION)
+
+
+@_section
 class FetchConfig:
-    url: str
-    source: str = ""
-    manifest: str = "manifests/lol_dataset.sha256"
-    retries: int = 5
-    timeout_s: float = 60.0
+    url: Str
+    source: Str = ""
+    manifest: Str = "manifests/lol_dataset.sha256"
+    retries: Annotated[Int, Field(ge=0)] = 5
+    timeout_s: Annotated[Float, Field(gt=0)] = 60.0
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class SplitConfig:
-    seed: int = 42
-    train: int = 350
-    val: int = 100
-    test: int = 36
+    seed: Int = 42
+    train: Annotated[Int, Field(gt=0)] = 350
+    val: Annotated[Int, Field(gt=0)] = 100
+    test: Annotated[Int, Field(gt=0)] = 36
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class ModelConfig:
     variant: Literal["zero_dce", "zero_dce_pp"] = "zero_dce_pp"
-    iterations: int = 8
-    filters: int = 32
-    scale_factor: int = 12
+    iterations: Annotated[Int, Field(gt=0)] = 8
+    filters: Annotated[Int, Field(gt=0)] = 32
+    scale_factor: Annotated[Int, Field(gt=0)] = 12
     denoiser: Literal["none", "n2n"] = "n2n"
-    denoiser_filters: int = 24
-    denoiser_stride: int = 2
-    exposure_gate: bool = True
-    gate_band: tuple[float, float] = (0.12, 0.30)
+    denoiser_filters: Annotated[Int, Field(gt=0)] = 24
+    denoiser_stride: Annotated[Int, Field(ge=1, le=3)] = 2
+    exposure_gate: Bool = True
+    gate_band: UnitRange = (0.12, 0.30)  # [low, high] mean brightness
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class LossConfig:
-    spatial_weight: float = 1.0
-    exposure_weight: float = 10.0
-    color_weight: float = 5.0
-    smoothness_weight: float = 200.0
-    exposure_level: float = 0.5
-    exposure_patch: int = 16
-    spatial_region: int = 4
-    n2n_gamma: float = 2.0
+    spatial_weight: Float = 1.0
+    exposure_weight: Float = 10.0
+    color_weight: Float = 5.0
+    smoothness_weight: Float = 200.0
+    exposure_level: Annotated[Float, Field(gt=0, lt=1)] = 0.5
+    exposure_patch: Annotated[Int, Field(gt=0)] = 16
+    spatial_region: Annotated[Int, Field(gt=0)] = 4
+    n2n_gamma: Annotated[Float, Field(ge=0)] = 2.0
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class TrainConfig:
-    seed: int = 42
-    epochs: int = 12
-    batch_size: int = 16
-    crop_size: int = 128
-    learning_rate: float = 3e-4
-    denoiser_learning_rate: float = 1e-3
-    val_images: int = 25
-    denoiser_epochs: int = 20
-    grad_clip_norm: float = 0.1
+    seed: Int = 42
+    epochs: Annotated[Int, Field(gt=0)] = 12
+    batch_size: Annotated[Int, Field(gt=0)] = 16
+    crop_size: Annotated[Int, Field(gt=0)] = 128
+    learning_rate: Annotated[Float, Field(gt=0)] = 3e-4
+    denoiser_learning_rate: Annotated[Float, Field(gt=0)] = 1e-3
+    val_images: Annotated[Int, Field(ge=0)] = 25  # 0: all val pairs
+    denoiser_epochs: Annotated[Int, Field(ge=0)] = 20
+    grad_clip_norm: Annotated[Float, Field(ge=0)] = 0.1  # 0 turns clipping off
     precision: Precision = "float32"
-    threads: int = 0
+    threads: Annotated[Int, Field(ge=0)] = 0  # 0: TensorFlow decides
     strategy: Literal["default", "mirrored"] = "default"
-    fused_loss: bool = True
+    fused_loss: Bool = True
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class EvaluateConfig:
-    clahe_clip_limit: float = 0.01
-    timing_runs: int = 10
+    clahe_clip_limit: Float = 0.01
+    timing_runs: Int = 10
     precision: Precision = "float32"
-    tv_weights: tuple[float, ...] = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15)
-    tv_fit_images: int = 20
+    tv_weights: Grid = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15)
+    tv_fit_images: Annotated[Int, Field(ge=0)] = 20  # 0 uses every val pair
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class TuneConfig:
-    study_name: str = "zero-dce-lol"
-    storage: str = "sqlite:///optuna.db"
-    n_trials: int = 20
-    timeout_s: float = 0.0
-    workers: int = 1
-    epochs: int = 12
-    val_images: int = 40
-    seed: int = 42
+    study_name: Str = "zero-dce-lol"
+    storage: Str = "sqlite:///optuna.db"
+    n_trials: Annotated[Int, Field(gt=0)] = 20
+    timeout_s: Annotated[Float, Field(ge=0)] = 0.0  # 0: no limit
+    workers: Annotated[Int, Field(gt=0)] = 1
+    epochs: Annotated[Int, Field(gt=0)] = 12
+    val_images: Annotated[Int, Field(ge=0)] = 40  # 0: all val pairs
+    seed: Int = 42
     pruner: Literal["median", "none"] = "median"
-    pruner_startup_trials: int = 4
-    pruner_warmup_epochs: int = 2
-    learning_rate: tuple[float, float] = (3e-5, 1e-3)
-    spatial_weight: tuple[float, float] = (0.3, 3.0)
-    exposure_weight: tuple[float, float] = (3.0, 30.0)
-    color_weight: tuple[float, float] = (1.5, 15.0)
-    smoothness_weight: tuple[float, float] = (20.0, 2000.0)
-    exposure_level: tuple[float, float] = (0.4, 0.7)
-    denoiser_learning_rate: tuple[float, float] = (1e-4, 1e-3)
-    n2n_gamma: tuple[float, float] = (0.5, 4.0)
+    pruner_startup_trials: Annotated[Int, Field(ge=0)] = 4
+    pruner_warmup_epochs: Annotated[Int, Field(ge=0)] = 2
+    learning_rate: Range = (3e-5, 1e-3)
+    spatial_weight: Range = (0.3, 3.0)
+    exposure_weight: Range = (3.0, 30.0)
+    color_weight: Range = (1.5, 15.0)
+    smoothness_weight: Range = (20.0, 2000.0)
+    exposure_level: UnitRange = (0.4, 0.7)  # searched values must stay valid loss.exposure_level
+    denoiser_learning_rate: Range = (1e-4, 1e-3)
+    n2n_gamma: Range = (0.5, 4.0)
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class PromoteConfig:
-    model_name: str = "zero-dce"
-    metric: str = "test_zero_dce_psnr"
-    higher_is_better: bool = True
+    model_name: Str = "zero-dce"
+    metric: Str = "test_zero_dce_psnr"
+    higher_is_better: Bool = True
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class MlflowConfig:
-    tracking_uri: str = "sqlite:///mlflow.db"
-    experiment: str = "zero-dce-lol"
+    # No tracking URI here: MLflow resolves its store itself (MLFLOW_TRACKING_URI, else its
+    # default sqlite:///mlflow.db), so every command and `mlflow ui` agree on one store.
+    experiment: Str = "zero-dce-lol"
 
 
-@dataclasses.dataclass(frozen=True)
+@_section
 class Params:
     fetch: FetchConfig
     split: SplitConfig
@@ -137,6 +229,31 @@ class Params:
     promote: PromoteConfig
     mlflow: MlflowConfig
 
+    @model_validator(mode="after")
+    def _sections_agree(self) -> Params:
+        """Rules across sections (each field's own bounds are checked by its type)."""
+        crop, stride = self.train.crop_size, self.model.denoiser_stride
+        patch, region = self.loss.exposure_patch, self.loss.spatial_region
+        checks = [
+            (
+                crop % (2 * stride) == 0,
+                f"train.crop_size ({crop}) must be a multiple of 2 x model.denoiser_stride ({stride}):"
+                " the denoiser loss pairs cells",
+            ),
+            (
+                crop >= patch,
+                f"train.crop_size ({crop}) must be at least loss.exposure_patch ({patch})",
+            ),
+            (
+                crop % region == 0,
+                f"train.crop_size ({crop}) must be a multiple of loss.spatial_region ({region})",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        return self
+
     def flat(self) -> dict[str, Any]:
         """`section.key` → value, the form MLflow params and `dvc exp run -S` use."""
         return {
@@ -146,119 +263,102 @@ class Params:
         }
 
 
-def _coerce(value: Any, annotation: Any, where: str) -> Any:
-    """Check one YAML value against its field type; ints are accepted where floats are."""
-    hint = annotation
-    if typing.get_origin(hint) is Literal:
-        allowed = typing.get_args(hint)
-        if value not in allowed:
-            raise PipelineError(f"{where}: {value!r} is not one of {', '.join(map(str, allowed))}")
-        return value
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint is str and isinstance(value, str):
-        return value
-    if hint is bool and isinstance(value, bool):
-        return value
-    if typing.get_origin(hint) is tuple and typing.get_args(hint)[1:] == (Ellipsis,):
-        # tuple[float, ...]: a grid of candidate values (evaluate.tv_weights), not a range.
-        if not isinstance(value, list | tuple) or not value:
-            raise PipelineError(f"{where}: expected a non-empty list of numbers >= 0, got {value!r}")
-        grid = tuple(_coerce(v, float, where) for v in value)
-        if min(grid) < 0:
-            raise PipelineError(f"{where}: expected a non-empty list of numbers >= 0, got {value!r}")
-        return grid
-    if typing.get_origin(hint) is tuple:
-        if not isinstance(value, list | tuple) or len(value) != 2:
-            raise PipelineError(f"{where}: expected a [low, high] range, got {value!r}")
-        low, high = (_coerce(v, float, where) for v in value)
-        if not 0 < low <= high:
-            raise PipelineError(f"{where}: range needs 0 < low <= high, got {value!r}")
-        return (low, high)
-    raise PipelineError(f"{where}: expected {getattr(hint, '__name__', hint)}, got {value!r}")
+_PARAMS = TypeAdapter(Params)
+_SECTIONS: dict[str, type] = typing.get_type_hints(Params)
 
 
-def _build(cls: type, raw: Any, where: str) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise PipelineError(f"{where}: expected a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
-    if unknown:
-        raise PipelineError(
-            f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
-        )
-    values = {}
-    for field in dataclasses.fields(cls):
-        if field.name in raw:
-            values[field.name] = _coerce(raw[field.name], hints[field.name], f"{where}.{field.name}")
-        elif field.default is dataclasses.MISSING:
-            raise PipelineError(f"{where}: missing required key {field.name!r}")
-    return cls(**values)
+def _path(loc: tuple[int | str, ...]) -> str:
+    """('tune', 'learning_rate', 0) → 'tune.learning_rate[0]'."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+def _known(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys allowed at `loc`: section names at the top, a section's fields below it."""
+    if not loc:
+        return list(_SECTIONS)
+    cls = _SECTIONS.get(str(loc[0]))
+    return [f.name for f in dataclasses.fields(cls)] if cls else []
+
+
+def _field_type(loc: tuple[int | str, ...]) -> Any:
+    """The annotation of the `section.key` at `loc`, e.g. a Literal of the allowed values."""
+    return typing.get_type_hints(_SECTIONS[str(loc[0])])[str(loc[1])]
+
+
+_TYPE_NAMES = {
+    "int_type": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "finite_number": "a finite number",
+    "dataclass_type": "a mapping",
+    "dataclass_args_type": "a mapping",
+}
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def _describe(error: ErrorDetails, errors: list[ErrorDetails]) -> str:
+    """One pydantic error as `section.key: problem`, in the wording of the rest of the project."""
+    kind, loc, ctx = error["type"], error["loc"], error.get("ctx", {})
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        parent = loc[:-1]
+        unknown = sorted(str(e["loc"][-1]) for e in errors if e["type"] == kind and e["loc"][:-1] == parent)
+        what = "key(s)" if parent else "section(s)"
+        where = f"{_path(parent)}: " if parent else ""
+        return f"{where}unknown {what} {', '.join(unknown)}; known: {', '.join(sorted(_known(parent)))}"
+    if kind in ("missing", "missing_argument"):
+        return f"{_path(loc[:-1])}: missing required key {loc[-1]!r}"
+    prefix = f"{_path(loc)}: " if loc else ""
+    if kind == "value_error":  # our own validators: their message is the whole story
+        return f"{prefix}{ctx['error']}"
+    if kind == "literal_error":
+        allowed = ", ".join(map(str, typing.get_args(_field_type(loc))))
+        return f"{prefix}{error['input']!r} is not one of {allowed}"
+    if kind in _TYPE_NAMES:
+        return f"{prefix}expected {_TYPE_NAMES[kind]}, got {error['input']!r}"
+    if kind in _BOUNDS:
+        bound = next(iter(ctx.values()))
+        return f"{prefix}must be {_BOUNDS[kind]} {bound}, got {error['input']!r}"
+    return f"{prefix}{error['msg']}, got {error['input']!r}"
+
+
+def _one_line(errors: list[ErrorDetails]) -> str:
+    """The first problem only, as a compiler does (fixing it often fixes the rest), and a count
+    of the others; all unknown keys of one section count as one problem."""
+    unknown = ("unexpected_keyword_argument", "extra_forbidden")
+    problems = {("unknown", e["loc"][:-1]) if e["type"] in unknown else i for i, e in enumerate(errors)}
+    more = len(problems) - 1
+    return _describe(errors[0], errors) + (
+        f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    )
 
 
 def params_from_dict(raw: dict[str, Any], where: str = "params") -> Params:
     """Validate a params mapping (as parsed from YAML) into `Params`."""
     if not isinstance(raw, dict):
         raise PipelineError(f"{where}: expected a mapping of sections")
-    hints = typing.get_type_hints(Params)
-    unknown = sorted(set(raw) - set(hints))
-    if unknown:
-        raise PipelineError(f"{where}: unknown section(s) {', '.join(unknown)}")
-    sections = {name: _build(cls, raw.get(name), f"{where}: {name}") for name, cls in hints.items()}
-    params = Params(**sections)
-    _check_ranges(params, where)
-    return params
-
-
-def _check_ranges(p: Params, where: str) -> None:
-    checks = [
-        (p.split.train > 0 and p.split.val > 0 and p.split.test > 0, "split sizes must be positive"),
-        (
-            p.model.iterations > 0 and p.model.filters > 0 and p.model.scale_factor > 0,
-            "model sizes (iterations, filters, scale_factor) must be positive",
-        ),
-        (0.0 < p.loss.exposure_level < 1.0, "loss.exposure_level must lie in (0, 1)"),
-        (p.model.denoiser_filters > 0, "model.denoiser_filters must be positive"),
-        (p.model.denoiser_stride in (1, 2, 3), "model.denoiser_stride must be 1, 2 or 3"),
-        (
-            p.train.crop_size % (2 * p.model.denoiser_stride) == 0,
-            "train.crop_size must be a multiple of 2 x model.denoiser_stride (the denoiser loss pairs cells)",
-        ),
-        (p.model.gate_band[1] < 1.0, "model.gate_band must lie in (0, 1): [low, high] mean brightness"),
-        (p.loss.n2n_gamma >= 0, "loss.n2n_gamma must be >= 0"),
-        (p.train.denoiser_epochs >= 0, "train.denoiser_epochs must be >= 0"),
-        (p.train.val_images >= 0, "train.val_images must be >= 0 (0: all val pairs)"),
-        (p.train.denoiser_learning_rate > 0, "train.denoiser_learning_rate must be positive"),
-        (p.train.epochs > 0 and p.train.batch_size > 0, "train.epochs and train.batch_size must be positive"),
-        (p.train.crop_size >= p.loss.exposure_patch, "train.crop_size must be at least loss.exposure_patch"),
-        (
-            p.train.crop_size % p.loss.spatial_region == 0,
-            "train.crop_size must be a multiple of loss.spatial_region",
-        ),
-        (p.train.learning_rate > 0, "train.learning_rate must be positive"),
-        (p.train.grad_clip_norm >= 0, "train.grad_clip_norm must be >= 0 (0 turns clipping off)"),
-        (p.fetch.retries >= 0, "fetch.retries must be >= 0"),
-        (p.tune.n_trials > 0 and p.tune.workers > 0 and p.tune.epochs > 0, "tune counts must be positive"),
-        (p.tune.exposure_level[1] < 1.0, "tune.exposure_level must stay below 1"),
-        (p.evaluate.tv_fit_images >= 0, "evaluate.tv_fit_images must be >= 0 (0 uses every val pair)"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise PipelineError(f"{where}: {message}")
+    # A missing or empty section (`tune:` with every key commented out) means its defaults.
+    raw = {**{name: {} for name in _SECTIONS}, **{k: {} if v is None else v for k, v in raw.items()}}
+    try:
+        return _PARAMS.validate_python(raw)
+    except ValidationError as err:
+        raise PipelineError(f"{where}: {_one_line(err.errors(include_url=False))}") from None
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     """Read and validate params.yaml; a missing or malformed file is a one-line error."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.load(path.read_text(), Loader=ParamsLoader)  # a SafeLoader: no arbitrary objects
     except FileNotFoundError:
         raise PipelineError(f"{path}: params file not found (run from the project root)") from None
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise PipelineError(f"{place}: not valid YAML ({err.problem or first_line(err)})") from None
     except yaml.YAMLError as err:
         raise PipelineError(f"{path}: not valid YAML ({first_line(err)})") from None
     return params_from_dict(raw or {}, where=str(path))

@@ -1,9 +1,18 @@
 """Fixtures shared across test folders. Plain helpers (fixture paths, tiny params, servers)
 live in tests/support/, imported by name."""
 
+import mlflow.tracking._tracking_service.utils as tracking_service
 import pytest
 
 from tests.support.models import tiny_model_store
+
+
+@pytest.fixture(autouse=True)
+def mlflow_resolves_the_store_afresh(monkeypatch):
+    """As in a fresh process, MLflow picks the store from MLFLOW_TRACKING_URI (else its default)
+    in every test: a `mlflow.set_tracking_uri` left behind by a library or an earlier test
+    would otherwise win over the variable for the rest of the session."""
+    monkeypatch.setattr(tracking_service, "_tracking_uri", None)
 
 
 @pytest.fixture(scope="module")

@@ -33,8 +33,11 @@ def _params_for(params: Params, variant: str, precision: str) -> Params:
 def worker(job: dict) -> dict:
     """One measurement, in this (fresh) process."""
     params = load_params(job["params"])
-    params = _params_for(params, job.get("variant", "zero_dce"), job.get("precision", "float32"))
     kind = job["kind"]
+    # The reference job's variant ("reference") labels the Keras example's own model, not a
+    # model.variant, which replace() would reject: that job keeps params.yaml's model.
+    variant = params.model.variant if kind == "reference_train" else job.get("variant", "zero_dce")
+    params = _params_for(params, variant, job.get("precision", "float32"))
     if kind == "train":
         result = measure_training(params, job["paths"], job["warmup_epochs"], job["timed_epochs"])
     elif kind == "reference_train":

@@ -30,8 +30,8 @@ from mlflow.exceptions import MlflowException
 from src.config import DEFAULT_PARAMS, PromoteConfig, load_params
 from src.errors import PipelineError, cli_entry
 from src.files import atomic_write_text
+from src.quiet_tensorflow import add_verbose_flag
 from src.tracking import CHAMPION_ALIAS as CHAMPION
-from src.tracking import tracking_uri
 from src.tracking.runs import read_run_id
 
 CHALLENGER = "challenger"
@@ -274,6 +274,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--force", action="store_true", help="make it the champion whatever its score")
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS)
     parser.add_argument("--result", type=Path, help="also write the decision as JSON here (for DVC)")
+    add_verbose_flag(parser)  # read by src.quiet_tensorflow before TensorFlow loads
     return parser.parse_args(argv)
 
 
@@ -282,7 +283,6 @@ def main(argv: list[str] | None = None) -> Decision:
     args = parse_args(argv)
     params = load_params(args.params)
     run_id = args.run_id or read_run_id(args.run_file)
-    mlflow.set_tracking_uri(tracking_uri(params.mlflow))
     decision = promote(run_id, params.promote, force=args.force)
     print(decision.reason)
     if args.result:

@@ -131,8 +131,6 @@ def test_unmet_tolerance_is_one_line_and_leaves_the_old_file(model_file, tmp_pat
 def test_bad_model_or_images_are_one_line(args, expected, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # no params.yaml, no data/split, no mlflow.db here
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    # As in a fresh process: earlier tests in this one set MLflow's process-wide tracking URI.
-    monkeypatch.setattr("mlflow.tracking._tracking_service.utils._tracking_uri", None)
     with pytest.raises(SystemExit) as exit_info:
         main([arg.format(tmp=tmp_path) for arg in args])
     assert exit_info.value.code == 1

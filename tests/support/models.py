@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from src.config import Params
-from tests.support.pipeline import tiny_params, tiny_params_dict, tiny_split
+from tests.support.pipeline import tiny_params, tiny_params_dict, tiny_split, use_store
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,21 +23,18 @@ class TinyModel:
     run_id: str
     model_path: Path
     run_file: Path
+    tracking_uri: str  # the store, as MLFLOW_TRACKING_URI names it while the fixture lives
 
-    @property
-    def tracking_uri(self) -> str:
-        return self.params.mlflow.tracking_uri
-
-    def params_file(self, model_name: str, tracking_uri: str | None = None, **promote: object) -> Path:
-        """A params.yaml for the CLIs: this store (unless `tracking_uri`), `model_name` to register."""
-        raw = tiny_params_dict(tracking_uri or self.tracking_uri)
+    def params_file(self, model_name: str, **promote: object) -> Path:
+        """A params.yaml for the CLIs, with `model_name` to register."""
+        raw = tiny_params_dict()
         raw["promote"].update(model_name=model_name, **promote)
         path = self.root / f"params-{model_name}.yaml"
         path.write_text(yaml.safe_dump(raw))
         return path
 
 
-def train_and_evaluate(root: Path) -> TinyModel:
+def train_and_evaluate(root: Path, tracking_uri: str) -> TinyModel:
     """Train (2 epochs on 32 px crops) and evaluate on the fixture, as the train and evaluate stages do."""
     from src import runtime
     from src.data.split import read_split
@@ -45,7 +42,7 @@ def train_and_evaluate(root: Path) -> TinyModel:
     from src.tracking import runs as tracking
     from src.train.run import run_training, write_training_outputs
 
-    params = tiny_params(root)
+    params = tiny_params()
     runtime.configure(params.train)
     split = tiny_split(root, params)
     result, run_id = run_training(params, split, root / "ckpt")
@@ -66,18 +63,16 @@ def train_and_evaluate(root: Path) -> TinyModel:
         params.evaluate,
     )
     tracking.log_to_run(run_file, params.mlflow, metrics=flat_metrics(summary))
-    return TinyModel(root, params, run_id, model_path, run_file)
+    return TinyModel(root, params, run_id, model_path, run_file, tracking_uri)
 
 
 @contextlib.contextmanager
 def tiny_model_store(root: Path) -> Iterator[TinyModel]:
     """A trained tiny model with the working directory in its folder (MLflow writes ./mlruns)."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        uri = use_store(patch, root)
         patch.chdir(root)
-        model = train_and_evaluate(root)
-        mlflow.set_tracking_uri(model.tracking_uri)
-        yield model
+        yield train_and_evaluate(root, uri)
         while mlflow.active_run():
             mlflow.end_run()
 
@@ -88,7 +83,6 @@ def log_copy(model: TinyModel, metrics: dict[str, float], tags: dict[str, str] |
     from src.model.loading import load_keras_model
     from src.tracking import runs as tracking
 
-    mlflow.set_tracking_uri(model.tracking_uri)
     mlflow.set_experiment(model.params.mlflow.experiment)
     with mlflow.start_run() as run:
         mlflow.set_tags({"git_commit": "0" * 40, "data_version": "d" * 16, **(tags or {})})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import pytest
 import yaml
 
 from src.config import Params, params_from_dict
@@ -22,17 +23,18 @@ TINY_OVERRIDES = {
 }
 
 
-def tiny_params_dict(tracking_uri: str) -> dict:
+def tiny_params_dict() -> dict:
+    """params.yaml with the tiny overrides. No store in it: tests choose the MLflow store the
+    way users do, through MLFLOW_TRACKING_URI (`use_store`)."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     for section, values in TINY_OVERRIDES.items():
         raw[section].update(values)
-    raw["mlflow"]["tracking_uri"] = tracking_uri
     raw["fetch"]["manifest"] = str(REPO / raw["fetch"]["manifest"])
     return raw
 
 
-def tiny_params(tmp_path: Path, **train_overrides: object) -> Params:
-    params = params_from_dict(tiny_params_dict(f"sqlite:///{tmp_path / 'mlflow.db'}"))
+def tiny_params(**train_overrides: object) -> Params:
+    params = params_from_dict(tiny_params_dict())
     if train_overrides:
         params = dataclasses.replace(params, train=dataclasses.replace(params.train, **train_overrides))
     return params
@@ -42,3 +44,14 @@ def tiny_split(tmp_path: Path, params: Params) -> Path:
     out = tmp_path / "split"
     write_split(split_pairs(find_pairs(FIXTURE), params.split), out, seed=params.split.seed)
     return out
+
+
+def use_store(monkeypatch: pytest.MonkeyPatch, folder: Path) -> str:
+    """Send MLflow to a sqlite store in `folder` through MLFLOW_TRACKING_URI, as a user would.
+
+    Absolute: MLflow caches one store per URI string for the whole process, so a relative
+    `sqlite:///mlflow.db` would keep pointing at the first test's folder.
+    """
+    uri = f"sqlite:///{Path(folder).resolve() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri

@@ -131,12 +131,11 @@ def test_a_run_without_the_metric_is_a_one_line_error_naming_both(tiny, capsys):
 
 
 def test_promotes_through_a_remote_tracking_server(tiny):
-    """`MLFLOW_TRACKING_URI=http://...` wins over params.yaml's sqlite store, as for training."""
+    """`MLFLOW_TRACKING_URI=http://...` sends promotion to a tracking server, as for training."""
     name = "zd-remote"
     port = free_port()
     db = tiny.tracking_uri  # the same store, now behind `mlflow server`
-    unused_store = tiny.root / "not-this-store.db"
-    params = tiny.params_file(name, tracking_uri=f"sqlite:///{unused_store}")
+    params = tiny.params_file(name)
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", db]
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
     url = f"http://127.0.0.1:{port}"
@@ -155,4 +154,3 @@ def test_promotes_through_a_remote_tracking_server(tiny):
         assert done.stdout.strip().endswith("no champion yet -> champion")
         remote = mlflow.MlflowClient(tracking_uri=url)
         assert remote.get_model_version_by_alias(name, "champion").run_id == tiny.run_id
-    assert not unused_store.exists()

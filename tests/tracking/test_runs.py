@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -101,26 +102,29 @@ def test_provenance_tags_give_mlflow_the_clean_commit_and_keep_the_dirty_mark(re
     }
 
 
-def test_configure_uses_params_unless_MLFLOW_TRACKING_URI_is_set(tmp_path, monkeypatch, shared) -> None:
-    cfg = MlflowConfig(tracking_uri=shared, experiment="exp-a")
-    assert runs.configure(cfg) == cfg.tracking_uri
-    assert mlflow.get_tracking_uri() == cfg.tracking_uri
-    assert mlflow.MlflowClient().get_experiment_by_name("exp-a") is not None
+def test_configure_leaves_the_store_to_mlflow_and_follows_MLFLOW_TRACKING_URI(
+    tmp_path, monkeypatch, shared
+) -> None:
+    """MLflow's own resolution: the default store in the working directory, else the variable;
+    a second store chosen later in the same process is followed (the variable is never frozen)."""
+    default = runs.configure(MlflowConfig(experiment="exp-a"))  # the working folder is tmp_path
+    assert default == f"sqlite:///{tmp_path / 'mlflow.db'}" and (tmp_path / "mlflow.db").is_file()
+    assert "MLFLOW_TRACKING_URI" not in os.environ, "configure must not write the variable"
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared)
+    assert runs.configure(MlflowConfig(experiment="exp-a")) == shared
     from_env = store(tmp_path, "env.db")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", from_env)
-    other = MlflowConfig(tracking_uri=store(tmp_path, "ignored.db"), experiment="exp-b")
-    assert runs.configure(other) == from_env
-    assert mlflow.get_tracking_uri() == from_env
-    assert mlflow.MlflowClient().get_experiment_by_name("exp-b") is not None
-    assert not (tmp_path / "ignored.db").exists(), "the params store must not even be created"
+    assert runs.configure(MlflowConfig(experiment="exp-b")) == from_env
     with mlflow.start_run() as run:
         pass
     assert mlflow.MlflowClient(from_env).get_experiment(run.info.experiment_id).name == "exp-b"
+    assert mlflow.MlflowClient(shared).get_experiment_by_name("exp-b") is None
 
 
-def test_log_to_run_adds_metrics_and_artifacts_to_the_training_run(tmp_path, shared) -> None:
-    cfg = MlflowConfig(tracking_uri=shared, experiment="exp-log")
+def test_log_to_run_adds_metrics_and_artifacts_to_the_training_run(tmp_path, monkeypatch, shared) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared)
+    cfg = MlflowConfig(experiment="exp-log")
     runs.configure(cfg)
     with mlflow.start_run() as training:
         mlflow.log_metric("train_total", 1.5)
@@ -142,9 +146,17 @@ def test_log_to_run_adds_metrics_and_artifacts_to_the_training_run(tmp_path, sha
     assert [artifact.path for artifact in logged] == ["evaluation/metrics.json"]
     assert len(client.search_runs([run.info.experiment_id])) == 1, "no new run was started"
 
+    # The description gains the stage's section once; a rerun replaces it instead of repeating it.
+    client.set_tag(run.info.run_id, runs.NOTE_TAG, "**Zero-DCE** trained")
+    for psnr in ("17.25", "17.50"):
+        runs.log_to_run(run_file, cfg, note=f"**Evaluation**\n\n- test {psnr} dB")
+    note = client.get_run(run.info.run_id).data.tags[runs.NOTE_TAG]
+    assert note == "**Zero-DCE** trained\n\n---\n\n**Evaluation**\n\n- test 17.50 dB"
 
-def test_log_to_run_names_a_missing_broken_or_foreign_run_file(tmp_path, shared) -> None:
-    cfg = MlflowConfig(tracking_uri=shared, experiment="exp-errors")
+
+def test_log_to_run_names_a_missing_broken_or_foreign_run_file(tmp_path, monkeypatch, shared) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared)
+    cfg = MlflowConfig(experiment="exp-errors")
     run_file = tmp_path / "run.json"
     with pytest.raises(PipelineError, match="run file not found"):
         runs.log_to_run(run_file, cfg)
@@ -161,25 +173,39 @@ def test_log_to_run_names_a_missing_broken_or_foreign_run_file(tmp_path, shared)
 
 def test_pip_requirements_pin_the_installed_versions() -> None:
     pins = dict(req.split("==") for req in runs.pip_requirements())
-    assert pins == {name: importlib.metadata.version(name) for name in ("tensorflow", "keras", "numpy")}
+    names = ("tensorflow", "keras", "numpy", "pandas", "pillow", "tifffile", "PyYAML", "pydantic")
+    assert pins == {name: importlib.metadata.version(name) for name in names}
 
 
-def test_a_logged_model_serves_images_of_any_size_and_batch(shared) -> None:
-    """The signature must not pin the height and width of one example: pyfunc enforces it."""
+def test_the_logged_model_enhances_image_files_and_holds_the_network(monkeypatch, shared, tmp_path) -> None:
+    """PNG bytes in, PNG bytes out of any size; `src.enhance` gets the Keras network back out."""
+    import io
+
+    import pandas as pd
+    from PIL import Image
+
     from src.model.networks import build_dce_net, inference_model
+    from src.tracking.served_model import load_keras_model_from_mlflow
 
     model = inference_model(build_dce_net(iterations=2, filters=4))
-    runs.configure(MlflowConfig(tracking_uri=shared, experiment="exp-model"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", shared)
+    runs.configure(MlflowConfig(experiment="exp-model"))
     with mlflow.start_run() as run:
         uri = runs.log_keras_model(model)
     assert uri.startswith("models:/")
     served = mlflow.pyfunc.load_model(f"runs:/{run.info.run_id}/{runs.MODEL_ARTIFACT}")
-    inputs = served.metadata.get_input_schema().inputs
-    assert [(spec.type, spec.shape) for spec in inputs] == [(np.dtype("float32"), (-1, -1, -1, 3))]
+    assert [spec.type.name for spec in served.metadata.get_input_schema().inputs] == ["binary"]
     rng = np.random.default_rng(0)
-    for shape in ((1, 16, 24, 3), (2, 9, 13, 3)):
-        image = rng.random(shape, np.float32)
-        out = np.asarray(served.predict(image))
-        np.testing.assert_allclose(out, model(image), atol=1e-6)
-    with pytest.raises(mlflow.exceptions.MlflowException):
-        served.predict(rng.random((1, 8, 8, 4), np.float32))  # four channels are not an RGB image
+    for height, width in ((16, 24), (9, 13)):
+        pixels = (rng.random((height, width, 3)) * 90).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format="PNG")
+        answer = served.predict(pd.DataFrame({"image": [buffer.getvalue()]}))
+        out = np.asarray(Image.open(io.BytesIO(answer["image"][0]))).astype(np.int32)
+        expected = np.rint(np.clip(np.asarray(model(pixels[None] / np.float32(255)))[0], 0, 1) * 255)
+        assert np.abs(out - expected).max() <= 1
+    with pytest.raises(mlflow.exceptions.MlflowException, match="not a PNG or JPEG file"):
+        served.predict(pd.DataFrame({"image": [b"not an image"]}))
+    network = load_keras_model_from_mlflow(uri)
+    image = rng.random((1, 8, 8, 3), np.float32)
+    np.testing.assert_allclose(network(image), model(image), atol=1e-6)

@@ -21,7 +21,7 @@ import numpy as np
 from tests.support.pipeline import tiny_params
 from src.train.trainer import Trainer
 
-params = tiny_params(pathlib.Path(tempfile.mkdtemp()), batch_size=4, grad_clip_norm=CLIP)
+params = tiny_params(batch_size=4, grad_clip_norm=CLIP)
 single = Trainer(params)
 mirrored = Trainer(params, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
 mirrored.model.set_weights(single.model.get_weights())
