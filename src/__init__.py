@@ -1,7 +1,7 @@
 """Zero-DCE low-light enhancement on LOL, tracked with DVC and MLflow."""
 
-import os
+from src import quiet_tensorflow
 
-# TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) buries our progress output;
-# users can still turn it back on by setting the variable themselves.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Every command and stage imports this package first: hook TensorFlow's start-up banners
+# before anything imports TensorFlow (TF_CPP_MIN_LOG_LEVEL=0 shows them again).
+quiet_tensorflow.install()

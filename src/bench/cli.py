@@ -24,6 +24,7 @@ from src.bench.plan import SIZES, VARIANTS, Settings, plan, training_paths
 from src.bench.report import render, summarise, write_json
 from src.config import DEFAULT_PARAMS, PRECISIONS, load_params
 from src.errors import PipelineError, cli_entry
+from src.quiet_tensorflow import add_verbose_flag
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -54,6 +55,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precisions", nargs="+", choices=PRECISIONS, default=list(PRECISIONS))
     parser.add_argument("--out", type=Path, default=Path("reports/bench.json"))
     parser.add_argument("--worker-job", help=argparse.SUPPRESS)
+    add_verbose_flag(parser)  # read by src.quiet_tensorflow before TensorFlow loads
     args = parser.parse_args(argv)
     if args.worker_job:
         print(json.dumps(worker(json.loads(args.worker_job))))

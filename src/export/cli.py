@@ -27,6 +27,7 @@ from src.export.parity import (
 from src.export.samples import DEFAULT_IMAGE_COUNT, DEFAULT_SPLIT, load_images
 from src.export.timing import DEFAULT_TIMING_RUNS
 from src.infer.enhance import default_model_uri, load_model
+from src.quiet_tensorflow import add_verbose_flag
 
 
 def _description() -> str | None:
@@ -121,6 +122,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--params", type=Path, default=DEFAULT_PARAMS, help="for the tracking URI and model name"
     )
+    add_verbose_flag(parser)  # read by src.quiet_tensorflow before TensorFlow loads
     args = parser.parse_args(argv)
     if not math.isfinite(args.tolerance):
         parser.error("--tolerance must be a finite number")
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "onnx":
         require_onnx()
     spec = args.model or default_model_uri(args.params)
-    model = load_model(spec, args.params)
+    model = load_model(spec)
     common = {"timing_runs": args.timing_runs, "source": spec, "image_source": origin}
     if args.format == "onnx":
         report = export_onnx(model, args.output, images, args.tolerance, **common)
