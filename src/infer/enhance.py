@@ -26,7 +26,8 @@ from src.config import DEFAULT_PARAMS, PRECISIONS, load_params
 from src.errors import PipelineError, cli_entry, first_line
 from src.infer.photos import format_of
 from src.infer.tiling import DEFAULT_MARGIN, DEFAULT_TILE, RECEPTIVE_RADIUS
-from src.tracking import CHAMPION_ALIAS, tracking_uri
+from src.quiet_tensorflow import add_verbose_flag
+from src.tracking import CHAMPION_ALIAS
 
 if TYPE_CHECKING:  # Keras and TensorFlow load in seconds: only once a model is actually needed
     import keras
@@ -101,10 +102,10 @@ def _expand(inputs: Iterable[Path], errors: list[str]) -> list[Path]:
     return files
 
 
-def load_model(spec: str, params_path: Path = DEFAULT_PARAMS) -> keras.Model:
+def load_model(spec: str) -> keras.Model:
     """A Keras model from a local `.keras` file or MLflow folder, or any MLflow model URI."""
     if _URI.match(spec) and not Path(spec).exists():
-        model = _load_from_mlflow(spec, params_path)
+        model = _load_from_mlflow(spec)
     else:
         model = _load_local(Path(spec))
     if len(model.outputs) != 1:
@@ -119,22 +120,19 @@ def _load_local(path: Path) -> keras.Model:
     from src.model.loading import load_keras_model  # lazy (as all TF/MLflow imports here): see above
 
     if path.is_dir() and (path / "MLmodel").is_file():
-        return _load_from_mlflow(str(path), None)
+        return _load_from_mlflow(str(path))
     if path.suffix != ".keras":
         raise PipelineError(f"{path}: not a .keras file, an MLflow model folder or a models:/ or runs:/ URI")
     return load_keras_model(path)
 
 
-def _load_from_mlflow(uri: str, params_path: Path | None) -> keras.Model:
+def _load_from_mlflow(uri: str) -> keras.Model:
     # Lazy: MLflow takes seconds to import, and only models:/ and runs:/ URIs need it.
     import mlflow
-    import mlflow.keras
 
-    has_params = params_path is not None and Path(params_path).is_file()
-    uri_of_store = tracking_uri(load_params(params_path).mlflow if has_params else None)
-    if uri_of_store:
-        mlflow.set_tracking_uri(uri_of_store)
-    store = mlflow.get_tracking_uri()
+    from src.tracking.served_model import load_keras_model_from_mlflow
+
+    store = mlflow.get_tracking_uri()  # MLflow's own resolution (see src.tracking)
     if store.startswith("sqlite:///") and uri.startswith(("models:/", "runs:/")):
         database = Path(store.removeprefix("sqlite:///"))
         if not database.is_file():  # MLflow would create an empty store here and then fail
@@ -143,7 +141,7 @@ def _load_from_mlflow(uri: str, params_path: Path | None) -> keras.Model:
                 "or set MLFLOW_TRACKING_URI, or pass a .keras file)"
             )
     try:
-        return mlflow.keras.load_model(uri, load_model_kwargs={"compile": False})
+        return load_keras_model_from_mlflow(uri)  # the network inside the served pyfunc (or a Keras model)
     except Exception as err:  # MLflow and Keras raise many types; the user needs the message
         hint = " (promote a model first: python -m src.promote)" if "@" in uri else ""
         raise PipelineError(
@@ -265,6 +263,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--params", type=Path, default=DEFAULT_PARAMS, help="for the tracking URI and model name"
     )
+    add_verbose_flag(parser)  # read by src.quiet_tensorflow before TensorFlow loads
     args = parser.parse_args(argv)
     if args.tile < 1:
         parser.error("--tile must be at least 1")
@@ -282,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {line}", file=sys.stderr)
     if not jobs:
         raise PipelineError("nothing to enhance" + (" (see the errors above)" if errors else ""))
-    model = load_model(args.model or default_model_uri(args.params), args.params)
+    model = load_model(args.model or default_model_uri(args.params))
     args.output.mkdir(parents=True, exist_ok=True)
     outcome = enhance_all(jobs, model, args.overwrite, args.tile, args.margin, args.precision)
     outcome.errors[:0] = errors

@@ -8,23 +8,18 @@ import subprocess
 from pathlib import Path
 
 import mlflow
-import numpy as np
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
 from src.config import MlflowConfig
 from src.errors import PipelineError
-from src.tracking import tracking_uri
 
 MODEL_ARTIFACT = "model"
+NOTE_TAG = "mlflow.note.content"  # the run description MLflow's UI shows on the run page
 
 
 def configure(cfg: MlflowConfig) -> str:
-    """Point MLflow at the store (`src.tracking.tracking_uri`) and the experiment."""
-    uri = tracking_uri(cfg)
-    mlflow.set_tracking_uri(uri)
+    """Select the experiment in MLflow's own store (see `src.tracking`); returns the store's URI."""
     mlflow.set_experiment(cfg.experiment)
-    return uri
+    return mlflow.get_tracking_uri()
 
 
 def git_commit(cwd: Path | str = ".") -> str:
@@ -54,38 +49,25 @@ def provenance_tags(data_version: str, split_version: str) -> dict[str, str]:
     }
 
 
-def image_signature() -> ModelSignature:
-    """Batches of float32 RGB images in [0, 1] of ANY size, in and out.
-
-    MLflow would infer a signature that pins the example's height and width, and
-    then reject every real photo; the network is fully convolutional, so say so.
-    """
-    spec = TensorSpec(np.dtype(np.float32), (-1, -1, -1, 3))
-    return ModelSignature(inputs=Schema([spec]), outputs=Schema([spec]))
-
-
 def pip_requirements() -> list[str]:
-    """Pinned runtime needs of a served model; naming them skips MLflow's slow inference of them."""
-    names = ("tensorflow", "keras", "numpy")
+    """Pinned runtime needs of the served model (what `src.infer.image_model` and the modules
+    it imports use); naming them skips MLflow's slow inference of them."""
+    names = ("tensorflow", "keras", "numpy", "pandas", "pillow", "tifffile", "PyYAML", "pydantic")
     return [f"{name}=={importlib.metadata.version(name)}" for name in names]
 
 
 def log_keras_model(model: object) -> str:
-    """Log a Keras model to the active run; returns its `models:/` URI.
+    """Log the trained network to the active run as the model named `model`; returns its URI.
 
-    No `input_example`: mlflow 3.17's keras flavour writes the example file before it
-    creates the model folder and fails with FileNotFoundError. The explicit signature
-    carries the same information (float32, any batch, height and width, 3 channels).
+    What is logged is the images-in, images-out pyfunc of `src.tracking.served_model`
+    (PNG or JPEG files, base64 in the JSON, answered in the same encoding), holding the
+    network as a `.keras` artifact: promotion registers it unchanged, so
+    `mlflow models serve -m models:/zero-dce@champion` serves photos, and
+    `src.enhance`/`src.export` take the network back out of it.
     """
-    import mlflow.keras  # lazy: the flavour imports Keras and TensorFlow; reading runs needs neither
+    from src.tracking.served_model import log_image_model  # lazy: imports pandas and mlflow.pyfunc
 
-    info = mlflow.keras.log_model(
-        model,
-        name=MODEL_ARTIFACT,
-        signature=image_signature(),
-        pip_requirements=pip_requirements(),
-    )
-    return info.model_uri
+    return log_image_model(model, MODEL_ARTIFACT, pip_requirements())
 
 
 def read_run_id(run_file: Path) -> str:
@@ -104,9 +86,12 @@ def log_to_run(
     metrics: dict[str, float] | None = None,
     artifacts: list[Path] | None = None,
     artifact_dir: str | None = None,
+    note: str | None = None,
 ) -> str:
     """Add later stages' results (evaluation, plots) to the training run they describe,
-    so one run in `mlflow ui` holds the whole story of a model."""
+    so one run in `mlflow ui` holds the whole story of a model. `note` (markdown) becomes a
+    section of the run's description, replacing an earlier section with the same heading,
+    so a rerun of the stage does not repeat it."""
     run_id = read_run_id(run_file)
     configure(cfg)
     try:
@@ -122,4 +107,14 @@ def log_to_run(
             mlflow.log_metrics(metrics)
         for path in artifacts or []:
             mlflow.log_artifact(str(path), artifact_path=artifact_dir)
+        if note:
+            description = client.get_run(run_id).data.tags.get(NOTE_TAG, "")
+            mlflow.set_tag(NOTE_TAG, with_section(description, note))
     return run_id
+
+
+def with_section(description: str, section: str) -> str:
+    """`description` with `section` appended, or swapped for a section that has its first line."""
+    heading = section.splitlines()[0]
+    kept = [part for part in description.split("\n\n---\n\n") if part and part.splitlines()[0] != heading]
+    return "\n\n---\n\n".join([*kept, section])
