@@ -95,6 +95,8 @@ def train_epoch(
 
 
 EpochCallback = Callable[[int, dict[str, float], bool], None]
+# (epoch, the model as it stands after that epoch, in float32): for logging sample images.
+PreviewCallback = Callable[[int, keras.Model], None]
 
 
 def train(
@@ -105,12 +107,15 @@ def train(
     fingerprint_value: str,
     on_start: Callable[[TrainingState, bool], None] | None = None,
     on_epoch_end: EpochCallback | None = None,
+    on_preview: PreviewCallback | None = None,
 ) -> TrainingResult:
     """Train for `params.train.epochs`, resuming from `checkpoint_dir` when it holds the
-    same experiment; keeps the weights of the epoch with the best validation PSNR.
+    same experiment; keeps the weights of the epoch with the best validation score
+    (PSNR + 25 x SSIM, `src.evaluate.metrics.quality_score`).
 
-    `on_start(state, resumed)` and `on_epoch_end(epoch, row, improved)` let the caller
-    track the run (MLflow) without this loop knowing about it.
+    `on_start(state, resumed)`, `on_epoch_end(epoch, row, improved)` and
+    `on_preview(epoch, model)` let the caller track the run (MLflow) without this loop
+    knowing about it; the preview model is only built when someone asks for it.
     """
     cfg = params.train
     trainer = Trainer(params)
@@ -185,6 +190,10 @@ def train(
         )
         if on_epoch_end:
             on_epoch_end(epoch, row, improved)
+        if on_preview:
+            # The denoiser joins only in its own phase: before it, it is untrained noise.
+            denoiser = trainer.denoiser if denoising else None
+            on_preview(epoch, float32_inference_model(trainer.model, params, denoiser))
 
     checkpoints.load_best()
     return TrainingResult(model=float32_inference_model(trainer.model, params, trainer.denoiser), state=state)

@@ -1,25 +1,35 @@
 """One tracked training run: split CSVs in, an MLflow run and model files out.
 
-This is where the training loop meets MLflow: params and provenance tags when the
-run starts, the loss curves every epoch, the best model at the end, and a FAILED
-status with the reason when anything goes wrong.
+This is where the training loop meets MLflow: params, provenance tags, the splits as
+dataset inputs and system metrics when the run starts; the loss curves and a few val
+images every epoch; the best model and a description with the headline results at the
+end; and a FAILED (KILLED on Ctrl-C) status with the reason when anything goes wrong.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 from pathlib import Path
 
+import keras
 import mlflow
+import numpy as np
+import pandas as pd
 
 from src.config import Params
+from src.data.images import read_rgb, to_uint8, to_unit_float
 from src.data.manifest import manifest_digest
 from src.data.split import read_split
 from src.files import atomic_path, atomic_write_text
 from src.tracking import runs as tracking
+from src.tracking.lineage import log_split_inputs
 from src.train.checkpoints import TrainingState, fingerprint
-from src.train.loop import TrainingResult, train
+from src.train.loop import PreviewCallback, TrainingResult, train
+
+PREVIEW_IMAGES = 3  # val images logged every epoch (the first of the split: the same every run)
+VARIANT_NAMES = {"zero_dce": "Zero-DCE", "zero_dce_pp": "Zero-DCE++"}
 
 
 def split_version(split_dir: Path) -> str:
@@ -29,29 +39,80 @@ def split_version(split_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
+def run_name(params: Params, commit: str) -> str:
+    """What the run is, at a glance in `mlflow ui`'s run list, and unique (to the second)."""
+    m, t = params.model, params.train
+    denoiser = "" if m.denoiser == "none" else f"+{m.denoiser}"
+    stamp = datetime.datetime.now().strftime("%m%d-%H%M%S")
+    return f"{m.variant}{denoiser} lr{t.learning_rate:.0e} e{t.epochs} @{commit[:7]} {stamp}"
+
+
+def training_note(params: Params, best: dict[str, float], tags: dict[str, str]) -> str:
+    """The run's description (markdown, the "Description" box of the run page): its headline
+    results and where they came from. The evaluate stage appends the test scores."""
+    m = params.model
+    epochs = f"{params.train.epochs} curve epochs"
+    if m.denoiser != "none":
+        epochs += f" + {params.train.denoiser_epochs} denoiser epochs"
+    return (
+        f"**{VARIANT_NAMES[m.variant]}**{'' if m.denoiser == 'none' else ' + ' + m.denoiser + ' denoiser'}, "
+        f"{epochs}, lr {params.train.learning_rate:g}.\n\n"
+        f"Best epoch {int(best['epoch'])}: validation PSNR **{best['val_psnr']:.2f} dB**, "
+        f"SSIM **{best['val_ssim']:.3f}** (score {best['val_score']:.2f}).\n\n"
+        f"Data `{tags['data_version']}`, split `{tags['split_version']}`, commit `{tags['git_commit'][:12]}`."
+    )
+
+
+def preview_logger(val_rows: pd.DataFrame) -> PreviewCallback:
+    """Log the same few val images after every epoch, so the run's image slider shows the
+    model learning. Step 0 is the low-light input; each image is halved (300x200 for LOL)
+    to keep a run's artifacts at a few MB."""
+    rows = val_rows.head(PREVIEW_IMAGES)
+    images = {Path(low).stem: to_unit_float(read_rgb(low)) for low in rows["low"]}
+
+    def small(image: np.ndarray) -> np.ndarray:
+        return to_uint8(np.clip(image[::2, ::2], 0.0, 1.0))
+
+    for name, low in images.items():
+        mlflow.log_image(small(low), key=f"val_{name}", step=0, synchronous=True)
+
+    def log(epoch: int, model: keras.Model) -> None:
+        for name, low in images.items():
+            enhanced = keras.ops.convert_to_numpy(model(low[None]))[0]
+            mlflow.log_image(small(enhanced), key=f"val_{name}", step=epoch + 1, synchronous=True)
+
+    return log
+
+
 def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple[TrainingResult, str]:
     """Train with MLflow tracking; returns the result and the MLflow run id."""
     train_rows = read_split(split_dir / "train.csv")
     val_rows = read_split(split_dir / "val.csv")
     tracking.configure(params.mlflow)
-    tags = tracking.provenance_tags(
-        data_version=manifest_digest(Path(params.fetch.manifest))[:16],
-        split_version=split_version(split_dir),
-    )
+    data_version = manifest_digest(Path(params.fetch.manifest))[:16]
+    tags = tracking.provenance_tags(data_version=data_version, split_version=split_version(split_dir))
+    previews: list[PreviewCallback] = []
 
     def on_start(state: TrainingState, resumed: bool) -> None:
+        # System metrics (CPU, memory, GPU if any, sampled every 10 s) sit beside the loss
+        # curves: a slow epoch is then visibly the machine's or the model's.
         if resumed and state.run_id:
-            mlflow.start_run(run_id=state.run_id)
+            mlflow.start_run(run_id=state.run_id, log_system_metrics=True)
             mlflow.set_tag("resumed_at_epoch", str(state.completed_epochs))
-            return
-        run = mlflow.start_run(run_name=f"train-{tags['git_commit'][:8]}")
-        state.run_id = run.info.run_id
-        mlflow.log_params(params.flat())
-        mlflow.log_params({"data.train_images": len(train_rows), "data.val_images": len(val_rows)})
-        mlflow.set_tags(tags)
+        else:
+            run = mlflow.start_run(run_name=run_name(params, tags["git_commit"]), log_system_metrics=True)
+            state.run_id = run.info.run_id
+            mlflow.log_params(params.flat())
+            mlflow.log_params({"data.train_images": len(train_rows), "data.val_images": len(val_rows)})
+            mlflow.set_tags(tags)
+            log_split_inputs(split_dir, data_version, tags["split_version"])
+        previews.append(preview_logger(val_rows))
 
     def on_epoch_end(epoch: int, row: dict[str, float], improved: bool) -> None:
         mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=epoch + 1)
+
+    def on_preview(epoch: int, model: keras.Model) -> None:
+        previews[0](epoch, model)
 
     try:
         result = train(
@@ -62,6 +123,7 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
             fingerprint(params, split_dir / "train.csv", split_dir / "val.csv"),
             on_start=on_start,
             on_epoch_end=on_epoch_end,
+            on_preview=on_preview,
         )
         best = result.best
         mlflow.log_metrics(
@@ -73,6 +135,7 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
             }
         )
         mlflow.set_tag("best_epoch", str(int(best["epoch"])))
+        mlflow.set_tag(tracking.NOTE_TAG, training_note(params, best, tags))
         tracking.log_keras_model(result.model)
     except BaseException as err:
         if mlflow.active_run():

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from src.config import Params
 from src.evaluate.metrics import batch_psnr, batch_ssim, quality_score
-from src.model.losses import LOSS_NAMES, ZeroReferenceLoss
+from src.model.losses import ZeroReferenceLoss
 from src.model.neighbor2neighbor import neighbor2neighbor, pixel_unshuffle
 from src.model.networks import (
     apply_curves,
@@ -19,8 +19,6 @@ from src.model.networks import (
     precision_policy,
     validation_model,
 )
-
-LOSS_KEYS = (*LOSS_NAMES, "total")
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:

@@ -1,35 +1,65 @@
 """Training runs end to end at tiny size: MLflow run contents, resuming, divergence."""
 
+import io
+import json
+import re
 from pathlib import Path
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
 from src import runtime
 from src.errors import PipelineError
 from src.train.checkpoints import STATE_FILE
 from src.train.run import run_training, write_training_outputs
 from src.train.trainer import Trainer
-from tests.support.pipeline import tiny_params, tiny_split
+from tests.support.pipeline import tiny_params, tiny_split, use_store
 
 
 @pytest.fixture(autouse=True)
 def isolated_mlflow(tmp_path, monkeypatch):
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    use_store(monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)  # MLflow puts artifacts under ./mlruns
     yield
     while mlflow.active_run():
         mlflow.end_run()
 
 
-def test_run_logs_curves_params_tags_and_a_loadable_model(tmp_path):
-    params = tiny_params(tmp_path)
+def test_run_logs_curves_params_tags_and_a_loadable_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # the default 10 s outlasts the run
+    params = tiny_params()
     runtime.configure(params.train)
-    result, run_id = run_training(params, tiny_split(tmp_path, params), tmp_path / "ckpt")
+    split = tiny_split(tmp_path, params)
+    result, run_id = run_training(params, split, tmp_path / "ckpt")
 
     run = mlflow.MlflowClient().get_run(run_id)
     assert run.info.status == "FINISHED"
+    assert re.fullmatch(r"zero_dce\+n2n lr3e-04 e2 @\w{7} \d{4}-\d{6}", run.info.run_name)
+    note = run.data.tags["mlflow.note.content"]
+    assert f"validation PSNR **{result.best['val_psnr']:.2f} dB**" in note
+    assert run.data.tags["data_version"] in note
+    assert any(key.startswith("system/cpu_utilization") for key in run.data.metrics)
+
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert sorted(inputs) == ["lol-test", "lol-train", "lol-val"]
+    contexts = {name: {t.key: t.value for t in d.tags}["mlflow.data.context"] for name, d in inputs.items()}
+    assert contexts == {"lol-train": "training", "lol-val": "validation", "lol-test": "evaluation"}
+    assert inputs["lol-train"].dataset.digest.startswith(run.data.tags["data_version"][:8])
+    assert json.loads(inputs["lol-val"].dataset.profile)["num_rows"] == params.split.val
+
+    # The first val images at every step: 0 is the input, then one per epoch (2 curves + 1 denoiser).
+    images = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "images")]
+    first_val = Path(pd.read_csv(split / "val.csv")["low"][0]).stem
+    # MLflow names them <key>+step+<step>+timestamp+...png (plus a compressed copy for the UI).
+    steps = sorted(
+        int(path.split("+step+")[1].split("+")[0])
+        for path in images
+        if path.startswith(f"images/val_{first_val}+") and path.endswith(".png")
+    )
+    assert steps == [0, 1, 2, 3]
     assert run.data.params["train.learning_rate"] == str(params.train.learning_rate)
     assert run.data.tags["data_version"] and run.data.tags["git_commit"]
     history = {
@@ -46,9 +76,11 @@ def test_run_logs_curves_params_tags_and_a_loadable_model(tmp_path):
         max(r["val_score"] for r in result.state.history)
     )
 
-    loaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")
-    image = np.random.default_rng(0).random((1, 23, 17, 3)).astype(np.float32)
-    assert np.asarray(loaded.predict(image)).shape == (1, 23, 17, 3)
+    loaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")  # the served model: PNG in, PNG out
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((23, 17, 3), np.uint8)).save(png, format="PNG")
+    answer = loaded.predict(pd.DataFrame({"image": [png.getvalue()]}))
+    assert Image.open(io.BytesIO(answer["image"][0])).size == (17, 23)
 
     outputs = tmp_path / "out"
     write_training_outputs(
@@ -64,7 +96,7 @@ def test_run_logs_curves_params_tags_and_a_loadable_model(tmp_path):
 
 
 def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
-    params = tiny_params(tmp_path, epochs=3)
+    params = tiny_params(epochs=3)
     runtime.configure(params.train)
     split = tiny_split(tmp_path, params)
     checkpoints = tmp_path / "ckpt"
@@ -103,17 +135,17 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
 
 
 def test_changed_params_do_not_resume_a_foreign_checkpoint(tmp_path):
-    params = tiny_params(tmp_path, epochs=1)
+    params = tiny_params(epochs=1)
     runtime.configure(params.train)
     split = tiny_split(tmp_path, params)
     _, first = run_training(params, split, tmp_path / "ckpt")
-    other = tiny_params(tmp_path, epochs=1, learning_rate=5e-4)
+    other = tiny_params(epochs=1, learning_rate=5e-4)
     _, second = run_training(other, split, tmp_path / "ckpt")
     assert first != second
 
 
 def test_non_finite_loss_stops_with_a_clear_error_and_a_failed_run(tmp_path, monkeypatch):
-    params = tiny_params(tmp_path)
+    params = tiny_params()
     runtime.configure(params.train)
     split = tiny_split(tmp_path, params)
     real_step = Trainer.train_step
@@ -138,7 +170,7 @@ def test_fused_loss_gives_the_op_by_op_losses_and_gradients(tmp_path, variant):
 
     import tensorflow as tf
 
-    base = tiny_params(tmp_path)
+    base = tiny_params()
     model = dataclasses.replace(base.model, variant=variant, scale_factor=4)
     fused = Trainer(dataclasses.replace(base, model=model))
     plain = Trainer(
