@@ -22,7 +22,7 @@ import yaml
 from src.data.images import read_rgb
 from src.data.split import read_split
 from tests.support.fetch import fixture_files, write_manifest
-from tests.support.pipeline import REPO, tiny_params_dict
+from tests.support.pipeline import REPO, tiny_params_dict, use_store
 
 pytestmark = pytest.mark.slow
 VENV_BIN = Path(sys.executable).parent
@@ -48,7 +48,7 @@ def project(tmp_path_factory) -> Path:
             (root / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / name, root / name)
     write_manifest(root / "manifests" / "fixture.sha256", fixture_files())
-    params = tiny_params_dict("sqlite:///mlflow.db")
+    params = tiny_params_dict()
     params["fetch"]["source"] = str(REPO / "tests" / "fixtures" / "lol_tiny")
     params["fetch"]["manifest"] = "manifests/fixture.sha256"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -161,7 +161,11 @@ def test_metrics_are_the_means_of_the_per_image_scores_of_every_test_image(repro
     assert normal["input"]["psnr_vs_input"] == 100.0  # the identity, capped
     assert normal["input"]["brightness"] == normal["input"]["brightness_in"]
     shown = run(reproduced, "metrics", "show")
-    assert shown.returncode == 0 and "eval15.zero_dce.psnr" in shown.stdout
+    assert (
+        shown.returncode == 0
+        and "reports/eval/headline/zero_dce.json" in shown.stdout
+        and "eval15.psnr" in shown.stdout
+    )
 
 
 def test_the_saved_model_reproduces_the_scores_evaluate_wrote_for_it(reproduced):
@@ -194,8 +198,7 @@ def test_the_saved_model_reproduces_the_scores_evaluate_wrote_for_it(reproduced)
 
 def test_mlflow_run_holds_curves_psnr_and_a_loadable_model(reproduced, monkeypatch):
     monkeypatch.chdir(reproduced)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    mlflow.set_tracking_uri("sqlite:///mlflow.db")
+    use_store(monkeypatch, reproduced)
     run_id = json.loads((reproduced / "models/run.json").read_text())["run_id"]
     client = mlflow.MlflowClient()
     run_info = client.get_run(run_id)
@@ -216,14 +219,23 @@ def test_mlflow_run_holds_curves_psnr_and_a_loadable_model(reproduced, monkeypat
     assert "plots/loss_total.png" in artifacts
     champion = client.get_model_version_by_alias("zero-dce", "champion")
     assert champion.run_id == run_id, "the first evaluated model becomes the champion"
-    model = mlflow.pyfunc.load_model("models:/zero-dce@champion")
-    image = np.random.default_rng(0).random((1, 40, 56, 3)).astype(np.float32)
-    out = np.asarray(model.predict(image))
-    assert out.shape == image.shape and out.min() >= 0 and out.max() <= 1
+    # The champion serves image files (PNG in, PNG out): the same pixels as the shipped model file.
+    import io
+
+    from PIL import Image
+
     from src.model.loading import load_keras_model
 
+    model = mlflow.pyfunc.load_model("models:/zero-dce@champion")
+    pixels = (np.random.default_rng(0).random((40, 56, 3)) * 80).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    answer = model.predict(pd.DataFrame({"image": [buffer.getvalue()]}))
+    out = np.asarray(Image.open(io.BytesIO(answer["image"][0]))).astype(np.int32)
     shipped = load_keras_model(reproduced / "models/model.keras")
-    np.testing.assert_allclose(out, shipped(image), atol=1e-5, err_msg="the champion is the model file")
+    expected = np.rint(np.clip(np.asarray(shipped(pixels[None] / np.float32(255)))[0], 0, 1) * 255)
+    assert out.shape == pixels.shape
+    assert np.abs(out - expected).max() <= 1, "the champion is the model file"
 
 
 def test_second_repro_has_nothing_to_do(reproduced):
