@@ -23,14 +23,23 @@ import optuna
 
 from src.config import load_params
 from src.errors import PipelineError, cli_entry
+from src.quiet_tensorflow import add_verbose_flag
 from src.tune.params_file import apply_to_params, best_params_document
 from src.tune.search import run_search
 from src.tune.study import load_or_create_study
 from src.tune.workers import WorkerJob, run_worker
 
-DEFAULT_BEST_FILE = Path("tune/best_params.yaml")
 DEFAULT_SPLIT_DIR = Path("data/split")
-DEFAULT_PLOTS_DIR = Path("tune/plots")
+# Without --best/--plots, results go to a git-ignored folder per study: a quick or experimental
+# search must not overwrite the committed results of the real one (tune/best_params.yaml and
+# tune/plots, which the DVC stage in tune/dvc.yaml asks for by name).
+RUNS_DIR = Path("tune/runs")
+
+
+def default_outputs(study_name: str) -> tuple[Path, Path]:
+    """The best-params file and plots folder of a study when no flag names them."""
+    folder = RUNS_DIR / study_name.replace("/", "_")
+    return folder / "best_params.yaml", folder / "plots"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,8 +57,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--split", type=Path, default=DEFAULT_SPLIT_DIR, help="folder with train.csv and val.csv"
     )
-    parser.add_argument("--best", type=Path, default=DEFAULT_BEST_FILE, help="where to write the best params")
-    parser.add_argument("--plots", type=Path, default=DEFAULT_PLOTS_DIR, help="folder for the study's plots")
+    parser.add_argument(
+        "--best", type=Path, help=f"where to write the best params ({RUNS_DIR}/STUDY/best_params.yaml)"
+    )
+    parser.add_argument("--plots", type=Path, help=f"folder for the study's plots ({RUNS_DIR}/STUDY/plots)")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help="study progress bar on stderr (default: when stderr is a terminal)",
+    )
     parser.add_argument("--apply", action="store_true", help="also write the best params into params.yaml")
     parser.add_argument(
         "--apply-only",
@@ -58,7 +74,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--worker-job", help=argparse.SUPPRESS)  # internal: a spawned worker's job (JSON)
+    add_verbose_flag(parser)  # read by src.quiet_tensorflow before TensorFlow loads
     return parser.parse_args(argv)
+
+
+def check_flags(args: argparse.Namespace) -> None:
+    """Flag values no search can use: one line naming the flag, before anything starts."""
+    for flag, value in (
+        ("--n-trials", args.n_trials),
+        ("--workers", args.workers),
+        ("--epochs", args.epochs),
+    ):
+        if value is not None and value < 1:
+            raise PipelineError(f"{flag} must be positive (got {value})")
+    if args.timeout is not None and args.timeout < 0:
+        raise PipelineError(f"--timeout must be 0 (no limit) or positive (got {args.timeout:g})")
 
 
 def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,6 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker_job:
         run_worker(WorkerJob(**json.loads(args.worker_job)))
         return
+    check_flags(args)
     # Imported here, not at the top: src.tune.trial imports TensorFlow, which --help must not wait for.
     from src.tune.trial import with_overrides
 
@@ -91,7 +122,16 @@ def main(argv: list[str] | None = None) -> None:
                 f"study {params.tune.study_name!r} in {params.tune.storage}: no completed trial"
             )
     else:
-        study = run_search(params, args.params, overrides, args.split, args.best, args.plots)
+        default_best, default_plots = default_outputs(params.tune.study_name)
+        study = run_search(
+            params,
+            args.params,
+            overrides,
+            args.split,
+            args.best or default_best,
+            args.plots or default_plots,
+            show_progress_bar=args.progress,
+        )
     if args.apply or args.apply_only:
         apply_to_params(best_params_document(study), args.params)
         print(f"applied to {args.params}; run `dvc repro` to train the pipeline with them")

@@ -4,6 +4,7 @@ processes), then the best params and the plots."""
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from src.config import Params
 from src.errors import PipelineError
 from src.tune.params_file import exp_run_command, write_best_params
 from src.tune.plots import save_study_plots
-from src.tune.study import load_or_create_study, summarize
+from src.tune.study import counted_trials, load_or_create_study, summarize
 from src.tune.workers import WorkerJob, run_worker, spawn_workers
 
 
@@ -26,8 +27,13 @@ def run_search(
     best_file: Path,
     plots_dir: Path,
     pruner: optuna.pruners.BasePruner | None = None,
+    show_progress_bar: bool | None = None,
 ) -> optuna.Study:
-    """The whole invocation: parent MLflow run, trials (in-process or workers), results."""
+    """The whole invocation: parent MLflow run, trials (in-process or workers), results.
+
+    `show_progress_bar`: a study-level bar on stderr (this invocation's finished trials out of
+    `tune.n_trials`, best value so far); None: when stderr is a terminal.
+    """
     # MLflow is heavy: imported when a search runs, not for --help.
     import mlflow
 
@@ -38,25 +44,49 @@ def run_search(
         if not (split_dir / name).is_file():
             raise PipelineError(f"{split_dir / name}: not found (run `dvc repro split` first)")
     study = load_or_create_study(cfg, pruner=pruner)
-    target = len(study.trials) + cfg.n_trials
+    first_number = len(study.trials)  # trials numbered from here on are this invocation's
+    # A dead attempt and its retry count once (see counted_trials), here and when workers stop.
+    target = len(counted_trials(study.trials)) + cfg.n_trials
     print(
         f"tune: study {cfg.study_name!r} in {cfg.storage}: {len(study.trials)} trials so far, "
         f"adding {cfg.n_trials} with {cfg.workers} worker(s)",
         file=sys.stderr,
     )
     tracking.configure(params.mlflow)
-    parent = mlflow.start_run(run_name=f"tune-{cfg.study_name}")
+    # Unique and informative in the run list: which study, how many trials this time, when.
+    stamp = datetime.datetime.now().strftime("%m%d-%H%M%S")
+    commit = tracking.git_commit()[:7]
+    parent = mlflow.start_run(
+        run_name=f"tune {cfg.study_name} +{cfg.n_trials} trials from #{first_number} @{commit} {stamp}"
+    )
     mlflow.log_params({f"tune.{k}": v for k, v in dataclasses.asdict(cfg).items()})
     mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.storage": cfg.storage})
+    # Progress on stderr when it is a terminal: redrawn bars in a log file or a test's captured
+    # output are noise, and Optuna's per-trial log lines say the same there.
+    show_progress = sys.stderr.isatty() if show_progress_bar is None else show_progress_bar
     jobs = [
-        WorkerJob(str(params_path), overrides, str(split_dir), parent.info.run_id, target, worker, pruner)
+        WorkerJob(
+            str(params_path),
+            overrides,
+            str(split_dir),
+            parent.info.run_id,
+            target,
+            worker,
+            pruner,
+            progress_bar=show_progress and cfg.workers == 1,
+        )
         for worker in range(cfg.workers)
     ]
+    progress = None
     try:
         if cfg.workers == 1:
-            run_worker(jobs[0])
+            run_worker(jobs[0])  # Optuna's own bar (show_progress_bar) shows this process's trials
         else:
-            spawn_workers(jobs)
+            if show_progress:
+                from src.tune.progress import StudyProgress
+
+                progress = StudyProgress(study, first_number, cfg.n_trials)
+            spawn_workers(jobs, progress)
     except KeyboardInterrupt:
         mlflow.set_tag("stopped", "interrupted by the user")
         mlflow.end_run(status="KILLED")
@@ -67,6 +97,9 @@ def run_search(
     except BaseException:
         mlflow.end_run(status="FAILED")
         raise
+    finally:
+        if progress is not None:
+            progress.close()
     study = load_or_create_study(cfg)
     try:
         best = study.best_trial

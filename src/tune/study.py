@@ -3,27 +3,86 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import inspect
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
+from optuna.trial import FrozenTrial, TrialState
 
 from src.config import TuneConfig
 from src.errors import PipelineError
 
+FINISHED_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
-def open_storage(url: str) -> optuna.storages.BaseStorage | str:
+
+@dataclasses.dataclass(frozen=True)
+class Heartbeat:
+    """How a worker proves its trial is alive, and when a silent one counts as dead.
+
+    A running trial records a heartbeat every `interval_s` from a background thread; once its
+    last heartbeat is older than `grace_s`, the next worker to start a trial marks it FAILED and
+    enqueues a retry with the same params (at most `max_retry` times per original trial).
+
+    The defaults suit trials of several minutes (a full training each): one heartbeat a minute is
+    one tiny row update, nothing next to a trial; a five-minute grace (five missed beats) rides
+    out a heartbeat that waited on SQLite's write lock while other workers write, or on a long
+    stretch of Python-bound training code, without failing a trial that is still alive (its
+    worker's own `tell` would then be refused). Detecting a dead worker five minutes late costs
+    about one trial's time. Retries are capped: a configuration that keeps killing its worker
+    must not be retried forever.
+    """
+
+    interval_s: int = 60
+    grace_s: int = 300
+    max_retry: int = 2
+
+
+DEFAULT_HEARTBEAT = Heartbeat()
+# SQLite's default busy timeout (5 s) is short for several workers plus their heartbeat threads
+# writing to one file; a heartbeat that fails on "database is locked" kills the heartbeat thread.
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def open_storage(url: str, heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> optuna.storages.BaseStorage:
     """An Optuna storage from a URL; a path ending in `.log` is a journal file.
 
     A journal file on shared storage (NFS) lets workers on several machines share a
     study without a database server; a database URL (postgresql://…) does the same.
-    """
-    if url.endswith(".log"):
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
 
-        Path(url).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(url))
-    return url
+    Stale-trial detection (see `Heartbeat`) is on for databases. Optuna 5.0's JournalStorage has
+    no heartbeat (optuna/optuna#6615 asks for it): a journal trial whose worker was killed stays
+    RUNNING and is not retried. It is switched on here as soon as the installed Optuna accepts it.
+    """
+    # The heartbeat arguments and the retry callback are marked experimental (since 2.8/2.9):
+    # the warning says nothing a user could act on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        stale_kwargs: dict[str, Any] = {
+            "heartbeat_interval": heartbeat.interval_s,
+            "grace_period": heartbeat.grace_s,
+            # A fresh attempt's epoch scores are its own: inherited ones would make report() ignore
+            # the retry's scores for the epochs the dead attempt had reached.
+            "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(
+                max_retry=heartbeat.max_retry, inherit_intermediate_values=False
+            ),
+        }
+        if url.endswith(".log"):
+            from optuna.storages import JournalStorage
+            from optuna.storages.journal import JournalFileBackend
+
+            Path(url).parent.mkdir(parents=True, exist_ok=True)
+            backend = JournalFileBackend(url)
+            if "heartbeat_interval" in inspect.signature(JournalStorage).parameters:
+                return JournalStorage(backend, **stale_kwargs)
+            return JournalStorage(backend)
+        sqlite = url.startswith("sqlite")
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if sqlite else {}
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **stale_kwargs)
 
 
 def make_pruner(cfg: TuneConfig) -> optuna.pruners.BasePruner:
@@ -35,7 +94,10 @@ def make_pruner(cfg: TuneConfig) -> optuna.pruners.BasePruner:
 
 
 def load_or_create_study(
-    cfg: TuneConfig, worker: int = 0, pruner: optuna.pruners.BasePruner | None = None
+    cfg: TuneConfig,
+    worker: int = 0,
+    pruner: optuna.pruners.BasePruner | None = None,
+    heartbeat: Heartbeat = DEFAULT_HEARTBEAT,
 ) -> optuna.Study:
     """The named study, created on first use.
 
@@ -44,7 +106,7 @@ def load_or_create_study(
     random draws and repeat trials that were already run.
     """
     try:
-        storage = open_storage(cfg.storage)
+        storage = open_storage(cfg.storage, heartbeat)
         existing = 0
         with contextlib.suppress(KeyError):
             existing = len(optuna.load_study(study_name=cfg.study_name, storage=storage).trials)
@@ -60,8 +122,42 @@ def load_or_create_study(
         raise PipelineError(f"tune.storage {cfg.storage!r}: cannot open the study ({err})") from None
 
 
+def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
+    """Numbers of the trials that a later trial retries (their worker died mid-trial)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return {number for t in trials for number in RetryHeartbeatStaleTrialCallback.retry_history(t)}
+
+
+def counted_trials(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials that count towards `n_trials`: a dead attempt and its retry count once.
+
+    The retry (a WAITING trial with the same params, then run like any other) is the one that
+    counts; the attempt it replaces, FAILED by the heartbeat check, does not.
+    """
+    retried = retried_numbers(trials)
+    return [t for t in trials if t.number not in retried]
+
+
+class StopAtTrials:
+    """Stop the study once it holds `target` counted trials, every worker's and every state's.
+
+    As `optuna.study.MaxTrialsCallback(target, states=None)` (running trials count, so workers
+    do not overshoot), except that a trial retried after its worker died counts once.
+    """
+
+    def __init__(self, target: int):
+        self.target = target
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if len(counted_trials(study.get_trials(deepcopy=False))) >= self.target:
+            study.stop()
+
+
 def summarize(study: optuna.Study) -> str:
     counts: dict[str, int] = {}
     for trial in study.trials:
         counts[trial.state.name.lower()] = counts.get(trial.state.name.lower(), 0) + 1
-    return ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
+    retried = len(retried_numbers(study.trials))
+    text = ", ".join(f"{count} {state}" for state, count in sorted(counts.items()))
+    return text + (f" ({retried} retried after their worker died)" if retried else "")

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import shutil
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ SEARCH_SPACE: dict[str, tuple[str, bool]] = {
     "loss.n2n_gamma": ("n2n_gamma", False),
 }
 TRIAL_STATE_TAG = "trial_state"
+RETRY_OF_TAG = "optuna.retry_of"  # on a retry's run: the number of the trial whose worker died
 
 
 def suggest(trial: optuna.Trial, cfg: TuneConfig) -> dict[str, float]:
@@ -80,6 +82,7 @@ class Objective:
         keras.backend.clear_session()
         keras.utils.set_random_seed(cfg.seed)  # same init and batches for every trial: a fair race
         print(f"trial {trial.number}: {_describe(trial.params)}", file=sys.stderr)
+        retry_of = _close_dead_attempt(trial)
         run = mlflow.start_run(
             run_name=f"trial-{trial.number}", nested=True, parent_run_id=self.parent_run_id
         )
@@ -87,6 +90,8 @@ class Objective:
         trial.set_user_attr("worker_pid", os.getpid())
         mlflow.log_params(trial_params.flat())
         mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.trial": str(trial.number)})
+        if retry_of is not None:
+            mlflow.set_tag(RETRY_OF_TAG, str(retry_of))
         checkpoints = self.scratch_dir / f"trial-{trial.number}-{run.info.run_id[:8]}"
         try:
             result = train(
@@ -130,6 +135,33 @@ class Objective:
         trial.report(row["val_score"], epoch)
         if trial.should_prune():
             raise optuna.TrialPruned(f"val score {row['val_score']:.2f} after epoch {epoch + 1}")
+
+
+def _close_dead_attempt(trial: optuna.Trial) -> int | None:
+    """For a retry of a trial whose worker died: the original trial's number, after closing the
+    dead attempt's MLflow run (left RUNNING by the killed process) as KILLED, so the parent run
+    does not show one configuration twice, once as if still training.
+
+    The retry inherits the dead attempt's user attributes, its MLflow run id among them; nothing
+    else of the attempt is kept (its epoch scores are not, see `src.tune.study.open_storage`).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # A Trial does not show its system attributes, where the retry callback keeps its record.
+        (frozen,) = (t for t in trial.study.get_trials(deepcopy=False) if t.number == trial.number)
+        retry_of = optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(frozen)
+    dead_run_id = trial.user_attrs.get("mlflow_run_id")
+    if retry_of is None or dead_run_id is None:
+        return retry_of
+    client = mlflow.MlflowClient()
+    try:
+        if client.get_run(dead_run_id).info.status == "RUNNING":
+            client.set_tag(dead_run_id, TRIAL_STATE_TAG, "stale")
+            client.set_tag(dead_run_id, "failure_reason", f"worker died; retried as trial {trial.number}")
+            client.set_terminated(dead_run_id, status="KILLED")
+    except mlflow.exceptions.MlflowException as err:  # another tracking store, or the run deleted
+        print(f"trial {trial.number}: could not close run {dead_run_id} ({err})", file=sys.stderr)
+    return retry_of
 
 
 def _describe(values: dict[str, float]) -> str:

@@ -7,14 +7,18 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from src.config import load_params
 from src.errors import PipelineError
-from src.tune.study import load_or_create_study
+from src.tune.study import StopAtTrials, counted_trials, load_or_create_study
+
+if TYPE_CHECKING:
+    from src.tune.progress import StudyProgress
 
 
 @dataclasses.dataclass(frozen=True)
@@ -28,6 +32,9 @@ class WorkerJob:
     target_trials: int
     worker: int
     pruner: optuna.pruners.BasePruner | None = None
+    # Optuna's progress bar: for the one worker that runs in the parent process. Spawned workers
+    # leave the study-level bar to the parent (`src.tune.progress`).
+    progress_bar: bool = False
 
 
 CAUGHT_TRIAL_ERRORS: tuple[type[BaseException], ...] = (PipelineError, MemoryError)
@@ -47,20 +54,29 @@ def run_worker(job: WorkerJob) -> None:
     import tensorflow as tf
 
     study = load_or_create_study(params.tune, job.worker, job.pruner)
+    # At most what the study still lacks; with several workers, StopAtTrials stops them all
+    # together, and this bound only sizes the progress bar.
+    remaining = job.target_trials - len(counted_trials(study.get_trials(deepcopy=False)))
+    if remaining <= 0:
+        return
     with tempfile.TemporaryDirectory(prefix="tune-") as scratch:
         objective = Objective(params, Path(job.split_dir), Path(scratch), job.parent_run_id)
         study.optimize(
             objective,
-            n_trials=job.target_trials,
+            n_trials=remaining,
             timeout=params.tune.timeout_s or None,
-            callbacks=[optuna.study.MaxTrialsCallback(job.target_trials, states=None)],
+            callbacks=[StopAtTrials(job.target_trials)],
             catch=(*CAUGHT_TRIAL_ERRORS, tf.errors.ResourceExhaustedError),
             gc_after_trial=True,
+            show_progress_bar=job.progress_bar,
         )
 
 
-def spawn_workers(jobs: list[WorkerJob]) -> None:
-    """One `python -m src.tune --worker-job …` process per worker.
+PROGRESS_POLL_S = 5.0  # trials take minutes: a read of the study every few seconds is plenty
+
+
+def spawn_workers(jobs: list[WorkerJob], progress: StudyProgress | None = None) -> None:
+    """One `python -m src.tune --worker-job …` process per worker; `progress` polled meanwhile.
 
     Fresh interpreters rather than multiprocessing: TensorFlow must not be forked, and
     spawn would re-run whatever script started us.
@@ -70,6 +86,14 @@ def spawn_workers(jobs: list[WorkerJob]) -> None:
         payload = json.dumps({k: v for k, v in dataclasses.asdict(job).items() if k != "pruner"})
         processes.append(subprocess.Popen([sys.executable, "-m", "src.tune", "--worker-job", payload]))
     try:
+        polled = 0.0
+        while any(process.poll() is None for process in processes):
+            if progress is not None and time.monotonic() - polled >= PROGRESS_POLL_S:
+                progress.refresh()
+                polled = time.monotonic()
+            time.sleep(0.5)
+        if progress is not None:
+            progress.refresh()
         codes = [process.wait() for process in processes]
     except KeyboardInterrupt:
         for process in processes:  # they got the same Ctrl-C; let them record their trials

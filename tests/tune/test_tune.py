@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+import time
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
 import mlflow
 import optuna
@@ -14,22 +18,23 @@ import yaml
 
 import src.tune.trial
 from src import runtime
-from src.config import load_params, params_from_dict
+from src.config import TuneConfig, load_params, params_from_dict
 from src.errors import PipelineError
 from src.train.run import run_training
+from src.tune.cli import default_outputs, main, parse_args
 from src.tune.params_file import apply_to_params
+from src.tune.progress import StudyProgress
 from src.tune.search import run_search
-from src.tune.study import load_or_create_study
-from tests.support.pipeline import REPO, tiny_params_dict, tiny_split
+from src.tune.study import Heartbeat, counted_trials, load_or_create_study
+from tests.support.pipeline import REPO, tiny_params_dict, tiny_split, use_store
 
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     """A working directory with tiny params (3 trials of 2 epochs) and a split of the fixture."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    # Absolute URIs: MLflow caches one store per URI string for the whole process.
-    raw = tiny_params_dict(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    use_store(monkeypatch, tmp_path)
+    raw = tiny_params_dict()
     raw["tune"].update(n_trials=3, epochs=2, storage=f"sqlite:///{tmp_path / 'optuna.db'}", pruner="none")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     params = params_from_dict(raw)
@@ -40,7 +45,7 @@ def project(tmp_path, monkeypatch):
         mlflow.end_run()
 
 
-def search(project: Path, pruner=None, **tune_overrides):
+def search(project: Path, pruner=None, show_progress_bar=None, **tune_overrides):
     from src.tune.trial import with_overrides
 
     overrides = {f"tune.{k}": v for k, v in tune_overrides.items()}
@@ -53,6 +58,7 @@ def search(project: Path, pruner=None, **tune_overrides):
         project / "best.yaml",
         project / "plots",
         pruner,
+        show_progress_bar,
     )
 
 
@@ -103,9 +109,10 @@ def test_three_trials_are_tracked_and_the_best_params_train(project):
     assert mlflow.get_run(run_id).info.status == "FINISHED"
 
 
-def test_a_second_invocation_adds_trials_to_the_same_study(project):
+def test_a_second_invocation_adds_trials_to_the_same_study(project, capsys):
     search(project, n_trials=2)
-    study = search(project, n_trials=2)
+    study = search(project, n_trials=2, show_progress_bar=True)
+    assert "2/2" in capsys.readouterr().err, "the bar counts this invocation's trials, not the study's"
     assert len(study.trials) == 4
     drawn = {tuple(sorted(t.params.items())) for t in study.trials}
     assert len(drawn) == 4, "a resumed study must not replay earlier draws"
@@ -193,3 +200,118 @@ def test_apply_writes_values_and_keeps_comments(tmp_path):
     params = load_params(target)
     assert params.train.learning_rate == 0.0003 and params.loss.exposure_level == 0.47
     assert "# Well-exposedness level E." in target.read_text()
+
+
+# The child of the test below: one worker that dies (SIGKILL: no handler runs, as under the OOM
+# killer) in the middle of its trial, after its heartbeat thread has recorded a beat.
+DYING_WORKER = """
+import os, signal, sys, time
+from src.config import TuneConfig
+from src.tune.study import Heartbeat, load_or_create_study
+
+def objective(trial):
+    trial.suggest_float("x", 0.0, 1.0)
+    trial.set_user_attr("mlflow_run_id", sys.argv[2])
+    time.sleep(1.0)  # the heartbeat thread beats as the trial starts
+    os.kill(os.getpid(), signal.SIGKILL)
+
+cfg = TuneConfig(study_name="s", storage=sys.argv[1])
+load_or_create_study(cfg, heartbeat=Heartbeat(interval_s=1, grace_s=1)).optimize(objective, n_trials=1)
+"""
+
+
+class FakeMlflowClient:
+    """The calls `_close_dead_attempt` makes, on one RUNNING run: a real store costs ~10 s to create."""
+
+    def __init__(self):
+        self.status, self.tags = "RUNNING", {}
+
+    def __call__(self):
+        return self
+
+    def get_run(self, run_id):
+        assert run_id == "dead-run"
+        return SimpleNamespace(info=SimpleNamespace(status=self.status))
+
+    def set_tag(self, run_id, key, value):
+        self.tags[key] = value
+
+    def set_terminated(self, run_id, status):
+        self.status = status
+
+
+def test_a_trial_whose_worker_died_is_failed_and_retried_with_its_params(tmp_path, monkeypatch):
+    from src.tune.trial import _close_dead_attempt
+
+    tracking = FakeMlflowClient()
+    monkeypatch.setattr(mlflow, "MlflowClient", tracking)
+    cfg = TuneConfig(study_name="s", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    child = subprocess.run(
+        [sys.executable, "-c", DYING_WORKER, cfg.storage, "dead-run"],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -9, child.stderr[-2000:]
+    study = load_or_create_study(cfg, heartbeat=Heartbeat(interval_s=1, grace_s=1))
+    assert study.trials[0].state == optuna.trial.TrialState.RUNNING, "left running by the dead worker"
+
+    deadline = time.monotonic() + 30
+    while study.trials[0].state == optuna.trial.TrialState.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.3)  # the grace period (1 s; SQLite's clock counts whole seconds) runs out
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)  # what every worker does before each trial
+    retried_as = []
+
+    def objective(trial):
+        retried_as.append(_close_dead_attempt(trial))
+        return trial.suggest_float("x", 0.0, 1.0)
+
+    study.optimize(objective, n_trials=1)
+    dead, retry = study.trials
+    assert dead.state == optuna.trial.TrialState.FAIL
+    assert retry.state == optuna.trial.TrialState.COMPLETE and retry.params == dead.params
+    assert retried_as == [0]
+    assert [t.number for t in counted_trials(study.trials)] == [1], "a retried trial counts once"
+    assert tracking.status == "KILLED" and tracking.tags["trial_state"] == "stale", "the dead run is closed"
+
+
+def test_study_progress_counts_this_invocations_finished_trials():
+    study = optuna.create_study(direction="maximize")
+    for value in (9.0, 1.0, 5.0):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"x": value / 10},
+                distributions={"x": optuna.distributions.FloatDistribution(0, 1)},
+                value=value,
+            )
+        )
+    out = io.StringIO()
+    progress = StudyProgress(study, first_number=1, n_trials=4, file=out)
+    progress.refresh()
+    progress.close()
+    assert progress.bar.n == 2
+    assert "best trial 0: 9" in out.getvalue() and "2/4" in out.getvalue()
+
+
+def test_default_outputs_are_not_the_committed_search():
+    args = parse_args([])
+    assert args.best is None and args.plots is None
+    best, plots = default_outputs("zero-dce-lol")
+    assert best != Path("tune/best_params.yaml") and plots != Path("tune/plots")
+    for path in (best, plots / "optimization_history.png"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(path)], cwd=REPO)
+        assert ignored.returncode == 0, f"{path} must be git-ignored"
+    stage = yaml.safe_load((REPO / "tune/dvc.yaml").read_text())["stages"]["tune"]
+    assert "--best tune/best_params.yaml --plots tune/plots" in stage["cmd"], "the stage asks by name"
+
+
+@pytest.mark.parametrize("flag", ["--n-trials", "--workers", "--epochs"])
+def test_a_count_below_one_names_its_flag(flag, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([flag, "-1"])
+    assert exited.value.code == 1
+    assert capsys.readouterr().err == f"error: {flag} must be positive (got -1)\n"
