@@ -21,7 +21,9 @@ import yaml
 
 from stages.evaluate import headline_metrics, write_headline
 from tests.support.data import REPO_ROOT as REPO
-from tests.support.fetch import FIXTURE_ROOT, fixture_files, write_manifest
+from tests.support.fetch import FIXTURE_ROOT, fixture_files
+from tests.support.project import git as support_git
+from tests.support.project import write_fixture_project
 
 VENV_BIN = Path(sys.executable).parent
 # What a stage run needs: the pipeline, its code, its settings (the manifest is the fixture's).
@@ -46,11 +48,7 @@ def dvc(cwd: Path, *args: str, timeout: int = 120) -> str:
 
 
 def git(cwd: Path, *args: str) -> str:
-    who = ["-c", "user.name=t", "-c", "user.email=t@t", "-c", "init.defaultBranch=main"]
-    result = subprocess.run(
-        ["git", *who, *args], cwd=cwd, env=env(), capture_output=True, text=True, check=True
-    )
-    return result.stdout
+    return support_git(cwd, *args, env=env())
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -63,7 +61,7 @@ def digests(folder: Path) -> dict[str, str]:
 
 def fixture_params() -> dict:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["fetch"].update(source=str(FIXTURE_ROOT), manifest="manifests/fixture.sha256")
+    params["fetch"]["source"] = str(FIXTURE_ROOT)
     params["split"].update(TINY_SPLIT)
     return params
 
@@ -71,15 +69,7 @@ def fixture_params() -> dict:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A git + DVC repo holding the pipeline, with fetch and split reproduced and committed."""
-    root = tmp_path_factory.mktemp("dvc_project")
-    for name in COPIED:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(source, root / name)
-    write_manifest(root / "manifests" / "fixture.sha256", fixture_files())
-    (root / "params.yaml").write_text(yaml.safe_dump(fixture_params(), sort_keys=False))
+    root = write_fixture_project(tmp_path_factory.mktemp("dvc_project"), COPIED, fixture_params())
     git(root, "init", "-q")
     dvc(root, "init", "-q")
     dvc(root, "repro", "split")

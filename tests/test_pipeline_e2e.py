@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +20,9 @@ import yaml
 
 from src.data.images import read_rgb
 from src.data.split import read_split
-from tests.support.fetch import fixture_files, write_manifest
+from tests.support.fetch import fixture_files
 from tests.support.pipeline import REPO, tiny_params_dict, use_store
+from tests.support.project import git, write_fixture_project
 
 pytestmark = pytest.mark.slow
 VENV_BIN = Path(sys.executable).parent
@@ -35,26 +35,15 @@ def tracked_files(repo: Path) -> list[str]:
     return [f for f in listed if not f.startswith(("scratch/", "dvc.lock", "reports/", "data/split/"))]
 
 
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     """A fresh copy of the project whose params point at the fixture, at tiny sizes."""
-    root = tmp_path_factory.mktemp("project")
-    for name in tracked_files(REPO):
-        if (REPO / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, root / name)
-    write_manifest(root / "manifests" / "fixture.sha256", fixture_files())
     params = tiny_params_dict()
     params["fetch"]["source"] = str(REPO / "tests" / "fixtures" / "lol_tiny")
-    params["fetch"]["manifest"] = "manifests/fixture.sha256"
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    root = write_fixture_project(tmp_path_factory.mktemp("project"), tracked_files(REPO), params)
     git(root, "init", "-q")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A")
-    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "fixture project")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "fixture project")
     return root
 
 
