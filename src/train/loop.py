@@ -22,6 +22,7 @@ import pandas as pd
 import tensorflow as tf
 from tqdm import tqdm
 
+from src import signals
 from src.config import Params
 from src.data.pipeline import TrainingImages, paired_images
 from src.errors import PipelineError
@@ -81,16 +82,17 @@ def train_epoch(
     batches = iter(trainer.distribute(images.epoch(epoch)))
     rows: list[dict[str, float]] = []
     input_wait = 0.0
-    bar = tqdm(range(images.steps_per_epoch), desc=desc, unit="batch", leave=False, file=sys.stderr)
-    for index in bar:
-        waited = time.perf_counter()
-        batch = next(batches)
-        input_wait += time.perf_counter() - waited
-        values = {k: float(v) for k, v in step(batch).items()}
-        _check_finite(values, epoch, index)
-        rows.append(values)
-        bar.set_postfix(loss=f"{values.get('total', values.get('denoise', 0.0)):.4f}")
-    bar.close()
+    # Closed however the epoch ends: a stop's one line must not land after half a progress bar.
+    with tqdm(range(images.steps_per_epoch), desc=desc, unit="batch", leave=False, file=sys.stderr) as bar:
+        for index in bar:
+            signals.check()  # a stop some library swallowed is still a stop
+            waited = time.perf_counter()
+            batch = next(batches)
+            input_wait += time.perf_counter() - waited
+            values = {k: float(v) for k, v in step(batch).items()}
+            _check_finite(values, epoch, index)
+            rows.append(values)
+            bar.set_postfix(loss=f"{values.get('total', values.get('denoise', 0.0)):.4f}")
     return EpochRun(rows, time.perf_counter() - started, input_wait)
 
 
@@ -123,12 +125,13 @@ def train(
     checkpoints = Checkpoints(checkpoint_dir, trainer)
     state = Checkpoints.load_state(checkpoint_dir, fingerprint_value)
     resumed = state is not None
+    # Two phases: the curves for `epochs`, then the denoiser alone for `denoiser_epochs` on
+    # the best epoch's (frozen) curves. Training it beside moving curves was tried first: it
+    # chased a moving target and, in the same wall time, removed a third as much noise.
+    total = cfg.epochs + (cfg.denoiser_epochs if trainer.denoiser is not None else 0)
     if state is not None:
         checkpoints.restore()
-        print(
-            f"resuming from epoch {state.completed_epochs} of {cfg.epochs} ({checkpoint_dir})",
-            file=sys.stderr,
-        )
+        print(f"resuming after epoch {state.completed_epochs} of {total} ({checkpoint_dir})", file=sys.stderr)
     else:
         shutil.rmtree(checkpoint_dir / "epochs", ignore_errors=True)
         state = TrainingState(fingerprint=fingerprint_value)
@@ -141,10 +144,6 @@ def train(
     keep = cfg.val_images or len(val_pairs[0])
     val = paired_images(val_pairs[0][:keep], val_pairs[1][:keep])
 
-    # Two phases: the curves for `epochs`, then the denoiser alone for `denoiser_epochs` on
-    # the best epoch's (frozen) curves. Training it beside moving curves was tried first: it
-    # chased a moving target and, in the same wall time, removed a third as much noise.
-    total = cfg.epochs + (cfg.denoiser_epochs if trainer.denoiser is not None else 0)
     for epoch in range(state.completed_epochs, total):
         started = time.perf_counter()
         denoising = epoch >= cfg.epochs
@@ -175,21 +174,25 @@ def train(
         # The best epoch is the best on PSNR and SSIM together (src.evaluate.metrics.quality_score):
         # PSNR alone rewards over-bright, noisy epochs.
         improved = row["val_score"] > state.best_val_score
-        if improved:
-            state.best_epoch, state.best_val_score = epoch, row["val_score"]
-        state.history.append(row)
-        state.completed_epochs = epoch + 1
-        checkpoints.save(state, improved)
         loss = f"denoiser loss {row['train_denoise']:.5f}" if denoising else f"loss {row['train_total']:.4f}"
-        print(
-            f"epoch {epoch + 1}/{total}: {loss} / val {row['val_total']:.4f}, "
-            f"val PSNR {row['val_psnr']:.2f} dB, SSIM {row['val_ssim']:.3f}"
-            f"{' (best)' if improved else ''}, {row['epoch_seconds']:.0f}s "
-            f"({row['train_images_per_s']:.1f} img/s)",
-            file=sys.stderr,
-        )
-        if on_epoch_end:
-            on_epoch_end(epoch, row, improved)
+        # A stop (Ctrl-C, SIGTERM) waits for the epoch's checkpoint, the state naming it and its
+        # logged metrics: all or none, so a rerun resumes from a consistent epoch and the run's
+        # curves have no hole. A stop waits for these writes, never for an epoch.
+        with signals.deferred():
+            if improved:
+                state.best_epoch, state.best_val_score = epoch, row["val_score"]
+            state.history.append(row)
+            state.completed_epochs = epoch + 1
+            checkpoints.save(state, improved)
+            print(
+                f"epoch {epoch + 1}/{total}: {loss} / val {row['val_total']:.4f}, "
+                f"val PSNR {row['val_psnr']:.2f} dB, SSIM {row['val_ssim']:.3f}"
+                f"{' (best)' if improved else ''}, {row['epoch_seconds']:.0f}s "
+                f"({row['train_images_per_s']:.1f} img/s)",
+                file=sys.stderr,
+            )
+            if on_epoch_end:
+                on_epoch_end(epoch, row, improved)
         if on_preview:
             # The denoiser joins only in its own phase: before it, it is untrained noise.
             denoiser = trainer.denoiser if denoising else None

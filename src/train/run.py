@@ -3,14 +3,18 @@
 This is where the training loop meets MLflow: params, provenance tags, the splits as
 dataset inputs and system metrics when the run starts; the loss curves and a few val
 images every epoch; the best model and a description with the headline results at the
-end; and a FAILED (KILLED on Ctrl-C) status with the reason when anything goes wrong.
+end; and a FAILED status with the reason when anything goes wrong, KILLED when a stop signal
+(Ctrl-C, SIGTERM from `kill`, `timeout` or a scheduler: `src.signals`) ends it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -18,6 +22,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 
+from src import signals
 from src.config import Params
 from src.data.images import read_rgb, to_uint8, to_unit_float
 from src.data.manifest import manifest_digest
@@ -25,7 +30,7 @@ from src.data.split import read_split
 from src.files import atomic_path, atomic_write_text
 from src.tracking import runs as tracking
 from src.tracking.lineage import log_split_inputs
-from src.train.checkpoints import TrainingState, fingerprint
+from src.train.checkpoints import Checkpoints, TrainingState, fingerprint
 from src.train.loop import PreviewCallback, TrainingResult, train
 
 PREVIEW_IMAGES = 3  # val images logged every epoch (the first of the split: the same every run)
@@ -84,6 +89,27 @@ def preview_logger(val_rows: pd.DataFrame) -> PreviewCallback:
     return log
 
 
+@contextlib.contextmanager
+def log_level(name: str, level: int) -> Iterator[None]:
+    logger = logging.getLogger(name)
+    previous = logger.level
+    logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+def resume_hint(params: Params, checkpoint_dir: Path, fingerprint_value: str) -> str:
+    """What a rerun will do, read from the checkpoint folder as the rerun will read it."""
+    state = Checkpoints.load_state(checkpoint_dir, fingerprint_value)
+    if state is None:
+        return "no epoch had finished; a rerun starts afresh"
+    cfg = params.train
+    total = cfg.epochs + (cfg.denoiser_epochs if params.model.denoiser != "none" else 0)
+    return f"rerun to resume after epoch {state.completed_epochs} of {total}"
+
+
 def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple[TrainingResult, str]:
     """Train with MLflow tracking; returns the result and the MLflow run id."""
     train_rows = read_split(split_dir / "train.csv")
@@ -114,13 +140,14 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
     def on_preview(epoch: int, model: keras.Model) -> None:
         previews[0](epoch, model)
 
+    fingerprint_value = fingerprint(params, split_dir / "train.csv", split_dir / "val.csv")
     try:
         result = train(
             params,
             train_rows["low"].tolist(),
             (val_rows["low"].tolist(), val_rows["high"].tolist()),
             checkpoint_dir,
-            fingerprint(params, split_dir / "train.csv", split_dir / "val.csv"),
+            fingerprint_value,
             on_start=on_start,
             on_epoch_end=on_epoch_end,
             on_preview=on_preview,
@@ -138,10 +165,18 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
         mlflow.set_tag(tracking.NOTE_TAG, training_note(params, best, tags))
         tracking.log_keras_model(result.model)
     except BaseException as err:
-        if mlflow.active_run():
-            mlflow.set_tag("failure_reason", f"{type(err).__name__}: {err}"[:500])
-            status = "KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED"
-            mlflow.end_run(status=status)
+        interrupted = isinstance(err, KeyboardInterrupt)  # Ctrl-C, SIGTERM, SIGHUP (src.signals)
+        active = mlflow.active_run()
+        if active:
+            mlflow.set_tag("failure_reason", signals.reason(err))
+            # The system metrics monitor says it stopped in two INFO lines: after a failure or a
+            # stop, the one line saying what happened (`cli_entry`) must be the last thing shown.
+            with log_level("mlflow.system_metrics", logging.WARNING):
+                mlflow.end_run(status="KILLED" if interrupted else "FAILED")
+        if interrupted:
+            if active:
+                signals.add_outcome(err, f"MLflow run {active.info.run_id[:8]} marked KILLED")
+            signals.add_outcome(err, resume_hint(params, checkpoint_dir, fingerprint_value))
         raise
     run_id = mlflow.active_run().info.run_id
     mlflow.end_run()

@@ -2,18 +2,22 @@
 
 import io
 import json
+import os
 import re
+import signal
+import time
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+import tensorflow as tf
 from PIL import Image
 
-from src import runtime
+from src import runtime, signals
 from src.errors import PipelineError
-from src.train.checkpoints import STATE_FILE
+from src.train.checkpoints import STATE_FILE, Checkpoints
 from src.train.run import run_training, write_training_outputs
 from src.train.trainer import Trainer
 from tests.support.pipeline import tiny_params, tiny_split, use_store
@@ -117,12 +121,17 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(experiment, "train", train_then_die)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as stopped:
         run_training(params, split, checkpoints)
     first_run = mlflow.MlflowClient().search_runs(
         [mlflow.get_experiment_by_name(params.mlflow.experiment).experiment_id]
     )[0]
     assert first_run.info.status == "KILLED"
+    assert first_run.data.tags["failure_reason"] == "interrupted by SIGINT"
+    assert signals.stop_line(stopped.value) == (
+        f"interrupted (SIGINT); MLflow run {first_run.info.run_id[:8]} marked KILLED; "
+        "rerun to resume after epoch 2 of 4"
+    )
     assert (checkpoints / STATE_FILE).exists()
     monkeypatch.setattr(experiment, "train", real_train)
 
@@ -132,6 +141,30 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "train_total")]
     assert steps == [1, 2, 3]
     assert mlflow.MlflowClient().get_run(run_id).data.tags["resumed_at_epoch"] == "2"
+
+
+def test_a_stop_during_a_checkpoint_waits_for_it(tmp_path, monkeypatch):
+    """SIGTERM while an epoch is being saved: the save completes, then the training stops, so the
+    checkpoint and the state naming it agree (a rerun resumes from a whole epoch)."""
+    params = tiny_params(epochs=2)
+    runtime.configure(params.train)
+    split = tiny_split(tmp_path, params)
+    real_save = Checkpoints.save
+
+    def signalled_save(self, state, improved):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.5)  # the handler has run by now (and deferred the stop)
+        real_save(self, state, improved)
+
+    monkeypatch.setattr(Checkpoints, "save", signalled_save)
+    with pytest.raises(signals.Interrupted), signals.stop_on_signals():
+        run_training(params, split, tmp_path / "ckpt")
+    saved = json.loads((tmp_path / "ckpt" / STATE_FILE).read_text())
+    assert saved["completed_epochs"] == 1
+    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt" / "epochs")).endswith("ckpt-1")
+    (run,) = mlflow.search_runs(experiment_names=[params.mlflow.experiment], output_format="list")
+    assert run.info.status == "KILLED" and run.data.tags["failure_reason"] == "interrupted by SIGTERM"
+    assert [m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_psnr")] == [1]
 
 
 def test_changed_params_do_not_resume_a_foreign_checkpoint(tmp_path):
