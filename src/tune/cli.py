@@ -21,13 +21,14 @@ from typing import Any
 
 import optuna
 
+from src import signals
 from src.config import load_params
 from src.errors import PipelineError, cli_entry
 from src.quiet_tensorflow import add_verbose_flag
 from src.tune.params_file import apply_to_params, best_params_document
 from src.tune.search import run_search
 from src.tune.study import load_or_create_study
-from src.tune.workers import WorkerJob, run_worker
+from src.tune.workers import WorkerJob, run_worker, stop_when_orphaned
 
 DEFAULT_SPLIT_DIR = Path("data/split")
 # Without --best/--plots, results go to a git-ignored folder per study: a quick or experimental
@@ -107,7 +108,13 @@ def cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.worker_job:
-        run_worker(WorkerJob(**json.loads(args.worker_job)))
+        job = WorkerJob(**json.loads(args.worker_job))
+        stop_when_orphaned()
+        try:
+            run_worker(job)
+        except KeyboardInterrupt as err:  # forwarded by the parent: the stop's line says which worker
+            signals.set_source(err, f"tune worker {job.worker}")
+            raise
         return
     check_flags(args)
     # Imported here, not at the top: src.tune.trial imports TensorFlow, which --help must not wait for.

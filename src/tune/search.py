@@ -11,7 +11,8 @@ from typing import Any
 
 import optuna
 
-from src.config import Params
+from src import signals
+from src.config import Params, TuneConfig
 from src.errors import PipelineError
 from src.tune.params_file import exp_run_command, write_best_params
 from src.tune.plots import save_study_plots
@@ -59,44 +60,58 @@ def run_search(
     parent = mlflow.start_run(
         run_name=f"tune {cfg.study_name} +{cfg.n_trials} trials from #{first_number} @{commit} {stamp}"
     )
+    # From the run's start: however this ends, the run is closed with the right status (an
+    # interrupted process would otherwise leave it to MLflow's atexit hook, which says FINISHED).
+    try:
+        jobs = [
+            WorkerJob(str(params_path), overrides, str(split_dir), parent.info.run_id, target, worker, pruner)
+            for worker in range(cfg.workers)
+        ]
+        study = _trials_and_results(cfg, study, jobs, first_number, best_file, plots_dir, show_progress_bar)
+    except KeyboardInterrupt as err:  # Ctrl-C, SIGTERM (src.signals): the trials are FAIL already
+        mlflow.set_tags({"stopped": signals.reason(err), "failure_reason": signals.reason(err)})
+        mlflow.end_run(status="KILLED")
+        signals.add_outcome(
+            err,
+            f"parent MLflow run {parent.info.run_id[:8]} marked KILLED; "
+            f"the study is saved in {cfg.storage}, run again to continue",
+        )
+        raise
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run()
+    return study
+
+
+def _trials_and_results(
+    cfg: TuneConfig,
+    study: optuna.Study,
+    jobs: list[WorkerJob],
+    first_number: int,
+    best_file: Path,
+    plots_dir: Path,
+    show_progress_bar: bool | None,
+) -> optuna.Study:
+    """Within the parent run: the trials, then the best params, metrics and plots logged to it."""
+    import mlflow
+
     mlflow.log_params({f"tune.{k}": v for k, v in dataclasses.asdict(cfg).items()})
     mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.storage": cfg.storage})
     # Progress on stderr when it is a terminal: redrawn bars in a log file or a test's captured
     # output are noise, and Optuna's per-trial log lines say the same there.
     show_progress = sys.stderr.isatty() if show_progress_bar is None else show_progress_bar
-    jobs = [
-        WorkerJob(
-            str(params_path),
-            overrides,
-            str(split_dir),
-            parent.info.run_id,
-            target,
-            worker,
-            pruner,
-            progress_bar=show_progress and cfg.workers == 1,
-        )
-        for worker in range(cfg.workers)
-    ]
     progress = None
     try:
         if cfg.workers == 1:
-            run_worker(jobs[0])  # Optuna's own bar (show_progress_bar) shows this process's trials
+            # Optuna's own bar (show_progress_bar) shows this process's trials.
+            run_worker(dataclasses.replace(jobs[0], progress_bar=show_progress))
         else:
             if show_progress:
                 from src.tune.progress import StudyProgress
 
                 progress = StudyProgress(study, first_number, cfg.n_trials)
             spawn_workers(jobs, progress)
-    except KeyboardInterrupt:
-        mlflow.set_tag("stopped", "interrupted by the user")
-        mlflow.end_run(status="KILLED")
-        print(
-            f"tune: interrupted; the study is saved in {cfg.storage}, run again to continue", file=sys.stderr
-        )
-        raise
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
     finally:
         if progress is not None:
             progress.close()
@@ -104,7 +119,6 @@ def run_search(
     try:
         best = study.best_trial
     except ValueError:
-        mlflow.end_run(status="FAILED")
         raise PipelineError(f"study {cfg.study_name!r}: no trial completed ({summarize(study)})") from None
     overlay = write_best_params(study, best_file)
     mlflow.log_params({f"best.{name}": value for name, value in best.params.items()})
@@ -118,7 +132,6 @@ def run_search(
     mlflow.set_tag("best_trial", str(best.number))
     for path in [best_file, *save_study_plots(study, plots_dir)]:
         mlflow.log_artifact(str(path))
-    mlflow.end_run()
     print(
         f"tune: {summarize(study)}; best trial {best.number}: val score {best.value:.2f} "
         f"(PSNR {best.user_attrs.get('val_psnr', float('nan')):.2f} dB, "

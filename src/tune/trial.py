@@ -21,6 +21,7 @@ import keras
 import mlflow
 import optuna
 
+from src import signals
 from src.config import Params, TuneConfig, params_from_dict
 from src.data.split import read_split
 from src.train.loop import train
@@ -86,14 +87,14 @@ class Objective:
         run = mlflow.start_run(
             run_name=f"trial-{trial.number}", nested=True, parent_run_id=self.parent_run_id
         )
-        trial.set_user_attr("mlflow_run_id", run.info.run_id)
-        trial.set_user_attr("worker_pid", os.getpid())
-        mlflow.log_params(trial_params.flat())
-        mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.trial": str(trial.number)})
-        if retry_of is not None:
-            mlflow.set_tag(RETRY_OF_TAG, str(retry_of))
         checkpoints = self.scratch_dir / f"trial-{trial.number}-{run.info.run_id[:8]}"
-        try:
+        try:  # from the run's start: a stop at any point closes it (else MLflow's atexit FINISHes it)
+            trial.set_user_attr("mlflow_run_id", run.info.run_id)
+            trial.set_user_attr("worker_pid", os.getpid())
+            mlflow.log_params(trial_params.flat())
+            mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.trial": str(trial.number)})
+            if retry_of is not None:
+                mlflow.set_tag(RETRY_OF_TAG, str(retry_of))
             result = train(
                 trial_params,
                 self.train_paths,
@@ -107,10 +108,17 @@ class Objective:
             mlflow.end_run()
             raise
         except BaseException as err:
+            # Optuna marks the trial FAIL as this propagates (and, for a KeyboardInterrupt, which a
+            # stop signal raises, then re-raises it and stops the study); the reason goes with it.
+            interrupted = isinstance(err, KeyboardInterrupt)
+            reason = signals.reason(err)
+            trial.set_user_attr("failure_reason", reason)
             mlflow.set_tags(
-                {TRIAL_STATE_TAG: "failed", "failure_reason": f"{type(err).__name__}: {err}"[:500]}
+                {TRIAL_STATE_TAG: "interrupted" if interrupted else "failed", "failure_reason": reason}
             )
-            mlflow.end_run(status="KILLED" if isinstance(err, KeyboardInterrupt) else "FAILED")
+            mlflow.end_run(status="KILLED" if interrupted else "FAILED")
+            if interrupted:
+                signals.add_outcome(err, f"trial {trial.number} marked FAIL, its MLflow run KILLED")
             raise
         finally:
             shutil.rmtree(checkpoints, ignore_errors=True)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +16,7 @@ from types import SimpleNamespace
 
 import mlflow
 import optuna
+import psutil
 import pytest
 import yaml
 
@@ -27,6 +31,7 @@ from src.tune.progress import StudyProgress
 from src.tune.search import run_search
 from src.tune.study import Heartbeat, counted_trials, load_or_create_study
 from tests.support.pipeline import REPO, tiny_params_dict, tiny_split, use_store
+from tests.support.processes import Watched, gone
 
 
 @pytest.fixture
@@ -315,3 +320,54 @@ def test_a_count_below_one_names_its_flag(flag, capsys):
         main([flag, "-1"])
     assert exited.value.code == 1
     assert capsys.readouterr().err == f"error: {flag} must be positive (got -1)\n"
+
+
+@pytest.mark.parametrize("target", ["parent", "group"])
+def test_ctrl_c_stops_the_parent_and_its_workers_within_seconds(project, target):
+    """SIGINT to the parent alone (`kill -INT`) or to its process group (a terminal's Ctrl-C):
+    every process gone within seconds, each running trial FAIL with the reason, every run KILLED."""
+    flags = "--split split --best best.yaml --plots plots --workers 2 --n-trials 2 --epochs 50"
+    tune = Watched(["src.tune", *flags.split()], cwd=project)
+    workers = []
+    try:
+        tune.wait_for(r"^epoch 1/51: loss ", count=2, timeout=300)  # both workers mid-trial
+        workers = tune.descendants()
+        assert len(workers) == 2
+        signalled = time.monotonic()
+        if target == "parent":
+            tune.process.send_signal(signal.SIGINT)
+        else:
+            os.killpg(tune.process.pid, signal.SIGINT)
+        code = tune.wait(timeout=30)
+        assert gone(workers, timeout=5)
+        stopped_in = time.monotonic() - signalled
+    finally:
+        tune.kill()
+        for worker in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
+    print(f"\nSIGINT to the {target}: exit {code} in {stopped_in:.1f} s; lines:", *tune.stderr[-3:], sep="\n")
+    assert code == 130, "\n".join(tune.stderr[-40:])
+    assert stopped_in < 10
+    err = "\n".join(tune.stderr)
+    assert "Traceback" not in err and "failed with parameters" not in err
+    worker_lines = sorted(piece for piece in tune.segments if piece.startswith("tune worker "))
+    assert len(worker_lines) == 2
+    for worker, line in enumerate(worker_lines):
+        assert re.fullmatch(
+            rf"tune worker {worker}: interrupted \(SIGINT\); trial \d marked FAIL, its MLflow run KILLED",
+            line,
+        )
+    assert re.fullmatch(
+        r"interrupted \(SIGINT\); 2 worker\(s\) stopped in \d+\.\d s; parent MLflow run \w{8} marked KILLED; "
+        r"the study is saved in sqlite:///.*, run again to continue",
+        tune.stderr[-1],
+    )
+
+    study = load_or_create_study(load_params(project / "params.yaml").tune)
+    assert [t.state.name for t in study.trials] == ["FAIL", "FAIL"], "no trial left RUNNING"
+    assert {t.user_attrs["failure_reason"] for t in study.trials} == {"interrupted by SIGINT"}
+    (parent,) = parent_runs()
+    assert parent.info.status == "KILLED" and parent.data.tags["failure_reason"] == "interrupted by SIGINT"
+    children = child_runs(parent.info.run_id)
+    assert [(r.info.status, r.data.tags["trial_state"]) for r in children] == [("KILLED", "interrupted")] * 2
