@@ -68,8 +68,10 @@ def main() -> None:
     # Imported once the arguments and params are checked, so a bad flag or key answers at
     # once: the modules below load TensorFlow and MLflow (seconds).
     from src.config import load_params
+    from src.preflight import check_evaluation
 
     params = load_params(args.params)
+    check_evaluation(params, args.split, args.params)
     from src.data.split import read_split
     from src.evaluate.scoring import evaluate, flat_metrics
     from src.files import atomic_write_text

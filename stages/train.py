@@ -19,8 +19,13 @@ def main() -> None:
     args = parser.parse_args()
 
     from src.config import load_params
+    from src.preflight import check_training
 
     params = load_params(args.params)
+    # Params against the data (crop and batch against the images, the split against split.*)
+    # before TensorFlow loads and before an MLflow run or a checkpoint folder exists: a refusal
+    # is one line in about a second and leaves nothing behind.
+    check_training(params, args.split, args.params)
     from src import runtime  # imports TensorFlow: after params are known to be valid
 
     runtime.configure(params.train)
