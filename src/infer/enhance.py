@@ -1,14 +1,17 @@
 """Enhance users' photos with a trained model: `python -m src.enhance INPUT... --output DIR`.
 
 INPUT is any mix of image files and folders (the images directly inside a folder,
-by extension: PNG, JPEG, BMP, TIFF). The model comes from the registry
-(`models:/zero-dce@champion`, the default), a run (`runs:/<run_id>/model`) or a
-local `.keras` file. Each output keeps its input's name, size, format and colour
-type (see `src.infer.photos`). Photos are processed in overlapping tiles, so memory is
-bounded by the tile size, not the photo, at no cost in quality (see `src.infer.tiling`).
+by extension: PNG, JPEG, BMP, TIFF, WebP; other files there are listed as skipped).
+The model comes from the registry (`models:/zero-dce@champion`, the default), a run
+(`runs:/<run_id>/model`) or a local `.keras` file. Each output keeps its input's name,
+size, format and colour type (see `src.infer.photos`). Photos are processed in
+overlapping tiles and kept in their own 8- or 16-bit integers, so memory is a few bytes
+per pixel plus one tile, at no cost in quality (see `src.infer.photo_tiles`); photos
+above --max-megapixels are refused.
 
 One bad file is one `error:` line and the others go on; the exit status is 0 only
-when every input was enhanced and written.
+when every input was enhanced and written. Outputs are written whole or not at all,
+and existing ones are kept unless --overwrite.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from src.config import DEFAULT_PARAMS, PRECISIONS, load_params
 from src.errors import PipelineError, cli_entry, first_line
-from src.infer.photos import format_of
+from src.infer.photos import DEFAULT_MAX_MEGAPIXELS, SUPPORTED, TooManyPixels, format_of, unsupported
 from src.infer.tiling import DEFAULT_MARGIN, DEFAULT_TILE, RECEPTIVE_RADIUS
 from src.quiet_tensorflow import add_verbose_flag
 from src.tracking import CHAMPION_ALIAS
@@ -33,9 +36,10 @@ if TYPE_CHECKING:  # Keras and TensorFlow load in seconds: only once a model is 
     import keras
     from tqdm import tqdm
 
-    from src.infer.fast_path import Enhancer
+    from src.infer.photo_tiles import PhotoEnhancer
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")  # a scheme of 2+ letters, so C:\ stays a path
+NAMES_SHOWN = 5  # skipped files named in the warning line; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Outcome:
 
     written: list[Path] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)  # files in input folders that are not images we read
     megapixels: float = 0.0
     seconds: float = 0.0
 
@@ -66,40 +71,84 @@ def default_model_uri(params_path: Path = DEFAULT_PARAMS) -> str:
     return f"models:/{name}@{CHAMPION_ALIAS}"
 
 
-def plan(inputs: Iterable[Path], output_dir: Path) -> tuple[list[Job], list[str]]:
+@dataclass
+class Plan:
+    """What `plan` found: the jobs, one line per problem, and the files folders held besides images."""
+
+    jobs: list[Job] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def plan(inputs: Iterable[Path], output_dir: Path) -> Plan:
     """Expand folders and pair every image with its output path; problems become error lines.
 
     Two inputs with the same file name would write the same output, so the second
     is refused rather than silently overwriting the first one's result.
     """
-    jobs: list[Job] = []
-    errors: list[str] = []
+    result = Plan()
     claimed: dict[Path, Path] = {}
-    for source in _expand(inputs, errors):
+    for source in _expand(inputs, result):
         target = output_dir / source.name
         if target.resolve() == source.resolve():
-            errors.append(f"{source}: the output would replace the input; choose another --output")
+            result.errors.append(f"{source}: the output would replace the input; choose another --output")
         elif target in claimed:
-            errors.append(f"{source}: same output name as {claimed[target]} ({target})")
+            result.errors.append(f"{source}: same output name as {claimed[target]} ({target})")
         else:
             claimed[target] = source
-            jobs.append(Job(source, target))
-    return jobs, errors
+            result.jobs.append(Job(source, target))
+    return result
 
 
-def _expand(inputs: Iterable[Path], errors: list[str]) -> list[Path]:
+def _expand(inputs: Iterable[Path], result: Plan) -> list[Path]:
     files: list[Path] = []
     for path in inputs:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.is_file() and format_of(p))
+            # Hidden files (.DS_Store, editors' and our own atomic-write temporaries) are not news.
+            entries = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            found = [p for p in entries if format_of(p)]
+            others = [p for p in entries if not format_of(p)]
+            if others:
+                result.skipped.extend(others)
+                result.warnings.append(f"{path}: {_skipped_line(others)}")
             if not found:
-                errors.append(f"{path}: no PNG, JPEG, BMP or TIFF images in this folder")
+                result.errors.append(f"{path}: no {SUPPORTED} images in this folder")
             files.extend(found)
         elif path.is_file():
-            files.append(path)
+            if format_of(path):
+                files.append(path)
+            else:  # named explicitly: the user expected it enhanced, so it is an error, not a skip
+                result.errors.append(unsupported(path))
         else:
-            errors.append(f"{path}: no such file or folder")
+            result.errors.append(f"{path}: no such file or folder")
     return files
+
+
+def _skipped_line(files: list[Path]) -> str:
+    names = ", ".join(p.name for p in files[:NAMES_SHOWN])
+    more = f" and {len(files) - NAMES_SHOWN} more" if len(files) > NAMES_SHOWN else ""
+    count = f"{len(files)} file that is" if len(files) == 1 else f"{len(files)} files that are"
+    return f"skipped {count} not {SUPPORTED}: {names}{more}"
+
+
+def check_output_folder(folder: Path) -> None:
+    """Refuse an --output that cannot be a folder, before the model loads: creating it
+    would otherwise fail later with a bare FileExistsError or NotADirectoryError."""
+    if folder.exists() and not folder.is_dir():
+        raise PipelineError(f"{folder}: --output must be a folder, and this is a file")
+    for parent in folder.parents:
+        if parent.exists():  # False, not an error, below a file (ENOTDIR)
+            if not parent.is_dir():
+                raise PipelineError(f"{folder}: cannot create this output folder: {parent} is a file")
+            return
+
+
+def make_output_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as err:  # a race with the check above, permissions, a full disk
+        raise PipelineError(f"{folder}: cannot create the output folder ({err.strerror or err})") from None
 
 
 def load_model(spec: str) -> keras.Model:
@@ -156,49 +205,55 @@ def enhance_all(
     tile: int = DEFAULT_TILE,
     margin: int = DEFAULT_MARGIN,
     precision: str = "float32",
+    max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS,
 ) -> Outcome:
     """Enhance every job; a failing file is recorded and the loop goes on."""
     # Lazy: the fast path imports TensorFlow, which argument errors and --help must not wait for.
+    import tensorflow as tf
     from tqdm import tqdm
 
     from src.infer.fast_path import Enhancer
+    from src.infer.photo_tiles import PhotoEnhancer
 
-    enhancer = Enhancer(model, precision)
+    photos = PhotoEnhancer(Enhancer(model, precision), tile, margin)
     outcome = Outcome()
     start = time.perf_counter()
     with tqdm(jobs, desc="enhancing", unit="img", file=sys.stderr, dynamic_ncols=True) as bar:
         for job in bar:
             try:
-                outcome.megapixels += _enhance_one(job, enhancer, overwrite, tile, margin, bar)
+                outcome.megapixels += _enhance_one(job, photos, overwrite, max_megapixels, bar)
                 outcome.written.append(job.target)
-            except (PipelineError, OSError, MemoryError) as err:
-                line = (
-                    str(err)
-                    if isinstance(err, PipelineError)
-                    else f"{job.source}: {type(err).__name__}: {err}"
-                )
+            except (PipelineError, OSError) as err:
+                line = str(err) if isinstance(err, PipelineError) else f"{job.source}: {first_line(err)}"
+                outcome.errors.append(line)
+                bar.write(f"error: {line}", file=sys.stderr)
+            except (MemoryError, tf.errors.ResourceExhaustedError):
+                line = f"{job.source}: out of memory (try a smaller --tile)"
                 outcome.errors.append(line)
                 bar.write(f"error: {line}", file=sys.stderr)
     outcome.seconds = time.perf_counter() - start
     return outcome
 
 
-def _enhance_one(job: Job, enhancer: Enhancer, overwrite: bool, tile: int, margin: int, bar: tqdm) -> float:
+def _enhance_one(
+    job: Job, photos: PhotoEnhancer, overwrite: bool, max_megapixels: float | None, bar: tqdm
+) -> float:
     """Read, enhance in tiles, write; returns the megapixels done."""
-    from src.infer.photos import read_photo, write_photo  # lazy with the fast path, as above
-    from src.infer.tiling import count_windows, enhance_tiled
+    from src.infer.photos import read_photo, write_encoded  # lazy with the fast path, as above
 
     if job.target.exists() and not overwrite:
         raise PipelineError(f"{job.source}: output {job.target} exists (use --overwrite to replace it)")
-    photo = read_photo(job.source)
-    height, width = photo.rgb.shape[:2]
-    if not enhancer.exact_in_tiles:
-        tile = max(height, width)  # Zero-DCE++ sees the whole (downscaled) image: tiles would differ
-    tiles = count_windows(height, width, tile) if max(height, width) > tile else 1
-    if tiles > 1 and margin < enhancer.receptive_radius:
+    try:
+        photo = read_photo(job.source, max_megapixels)
+    except TooManyPixels as err:
+        raise PipelineError(f"{err} (--max-megapixels raises it)") from None
+    width, height = photo.size
+    tiles = photos.tiles(photo)
+    radius = photos.enhancer.receptive_radius
+    if tiles > 1 and photos.margin < radius:
         raise PipelineError(
-            f"{job.source}: --margin {margin} is below this model's receptive radius "
-            f"({enhancer.receptive_radius} px); tiles would differ from a whole-image pass"
+            f"{job.source}: --margin {photos.margin} is below this model's receptive radius "
+            f"({radius} px); tiles would differ from a whole-image pass"
         )
     done = 0
 
@@ -207,13 +262,13 @@ def _enhance_one(job: Job, enhancer: Enhancer, overwrite: bool, tile: int, margi
         done += 1
         bar.set_postfix_str(f"{job.source.name} tile {done}/{tiles}", refresh=True)
 
-    # The exposure gate judges the whole photo once; every tile then uses its strength.
-    strength = enhancer.strength_of(photo.rgb)
-    enhanced = enhance_tiled(lambda part: enhancer(part, strength), photo.rgb, tile, margin, on_tile)
+    values = photos(photo, on_tile)
+    photo.release()  # the input's pixels need not coexist with the encoder's copy of the output
     try:
-        write_photo(job.target, photo, enhanced)
-    except OSError as err:
-        raise PipelineError(f"{job.target}: cannot write ({err.strerror or err})") from None
+        write_encoded(job.target, photo, values)
+    except (OSError, ValueError) as err:  # Pillow raises ValueError for what an encoder cannot store
+        strerror = getattr(err, "strerror", None)
+        raise PipelineError(f"{job.target}: cannot write ({strerror or first_line(err)})") from None
     return height * width / 1e6
 
 
@@ -222,9 +277,10 @@ def summary_line(outcome: Outcome, output_dir: Path) -> str:
     total = done + len(outcome.errors)
     rate = f"{outcome.seconds / outcome.megapixels:.2f} s/MP" if outcome.megapixels else "no pixels"
     failed = f"; {len(outcome.errors)} failed" if outcome.errors else ""
+    skipped = f"; {len(outcome.skipped)} other files skipped" if outcome.skipped else ""
     return (
         f"enhanced {done} of {total} images into {output_dir} "
-        f"({outcome.megapixels:.1f} MP in {outcome.seconds:.1f} s, {rate}){failed}"
+        f"({outcome.megapixels:.1f} MP in {outcome.seconds:.1f} s, {rate}){failed}{skipped}"
     )
 
 
@@ -261,12 +317,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="mixed_bfloat16: convolutions in bfloat16, faster on CPUs with AVX512-BF16/AMX and GPUs",
     )
     parser.add_argument(
+        "--max-megapixels",
+        type=float,
+        default=DEFAULT_MAX_MEGAPIXELS,
+        help=f"refuse larger photos, before decoding them (default {DEFAULT_MAX_MEGAPIXELS:g}: 200 MP "
+        "phones fit; memory is about 7 bytes a pixel plus ~1 GB)",
+    )
+    parser.add_argument(
         "--params", type=Path, default=DEFAULT_PARAMS, help="for the tracking URI and model name"
     )
     add_verbose_flag(parser)  # read by src.quiet_tensorflow before TensorFlow loads
     args = parser.parse_args(argv)
     if args.tile < 1:
         parser.error("--tile must be at least 1")
+    if not args.max_megapixels > 0:
+        parser.error("--max-megapixels must be above 0")
     if args.margin < RECEPTIVE_RADIUS:
         parser.error(f"--margin must be at least {RECEPTIVE_RADIUS} (the network's receptive radius)")
     return args
@@ -276,14 +341,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Returns the exit status: 0 when every input was written, 1 otherwise."""
     args = parse_args(argv)
-    jobs, errors = plan(args.inputs, args.output)
-    for line in errors:
+    check_output_folder(args.output)
+    planned = plan(args.inputs, args.output)
+    for line in planned.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    for line in planned.errors:
         print(f"error: {line}", file=sys.stderr)
-    if not jobs:
-        raise PipelineError("nothing to enhance" + (" (see the errors above)" if errors else ""))
+    if not planned.jobs:
+        raise PipelineError("nothing to enhance" + (" (see the errors above)" if planned.errors else ""))
     model = load_model(args.model or default_model_uri(args.params))
-    args.output.mkdir(parents=True, exist_ok=True)
-    outcome = enhance_all(jobs, model, args.overwrite, args.tile, args.margin, args.precision)
-    outcome.errors[:0] = errors
+    make_output_folder(args.output)
+    outcome = enhance_all(
+        planned.jobs, model, args.overwrite, args.tile, args.margin, args.precision, args.max_megapixels
+    )
+    outcome.errors[:0] = planned.errors
+    outcome.skipped = planned.skipped
     print(summary_line(outcome, args.output))
     return 0 if outcome.ok else 1

@@ -18,9 +18,10 @@ JSON this replaces was ten times that and twenty times for the answer.
 
 Photos go through `src.infer.photos` exactly as `python -m src.enhance` reads and writes
 them (EXIF orientation, 16-bit PNG, grayscale, alpha, ICC profile), and through the fast
-path and overlapping tiles of `src.infer.fast_path` and `src.infer.tiling`, so the server
-answers the same pixels as the command line for a photo of any size, in memory bounded
-by the tile, with no Keras `predict` (and none of its per-call progress bars).
+path and `src.infer.photo_tiles.PhotoEnhancer`, the tiler `src.enhance` runs, so the server
+answers the same pixels as the command line for a photo of any size (Zero-DCE++ included),
+in memory bounded by the tile and the `--max-megapixels` default, with no Keras `predict`
+(and none of its per-call progress bars).
 
 A request that is not an image is the client's mistake: an HTTP 400 whose message is one
 line naming the problem, never a stack trace.
@@ -43,8 +44,9 @@ from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.types import ColSpec, Schema
 
 from src.errors import PipelineError
+from src.infer.photo_tiles import PhotoEnhancer
 from src.infer.serving_payload import IMAGE_COLUMN, suffix_of
-from src.infer.tiling import DEFAULT_MARGIN, DEFAULT_TILE, enhance_tiled
+from src.infer.tiling import DEFAULT_MARGIN, DEFAULT_TILE
 
 if TYPE_CHECKING:  # TensorFlow: imported once a model is loaded (`ZeroDCEImages.load_context`)
     from src.infer.fast_path import Enhancer
@@ -108,25 +110,13 @@ def as_file_bytes(value: object) -> bytes:
     return value
 
 
-def enhance_pixels(
-    enhancer: Enhancer, rgb: np.ndarray, tile: int = DEFAULT_TILE, margin: int = DEFAULT_MARGIN
-) -> np.ndarray:
-    """HxWx3 float [0, 1] → enhanced, in overlapping tiles exactly as `python -m src.enhance` does.
-
-    Zero-DCE++ estimates its curves on the downscaled whole photo, so tiles would
-    differ from one pass: it gets the whole photo as one tile. The margin is raised to
-    the model's receptive radius, so tiling never changes a pixel. The exposure gate
-    judges the whole photo once and every tile uses that strength.
-    """
-    height, width = rgb.shape[:2]
-    if not enhancer.exact_in_tiles:
-        tile = max(height, width)
-    margin = max(margin, enhancer.receptive_radius)
-    strength = enhancer.strength_of(rgb)
-    return enhance_tiled(lambda part: enhancer(part, strength), rgb, tile, margin)
+def serving_photos(enhancer: Enhancer) -> PhotoEnhancer:
+    """The tiler `python -m src.enhance` uses with its defaults, the margin raised to the
+    model's receptive radius (a client cannot pass `--margin`), so tiles never change a pixel."""
+    return PhotoEnhancer(enhancer, DEFAULT_TILE, max(DEFAULT_MARGIN, enhancer.receptive_radius))
 
 
-def enhance_file(enhancer: Enhancer, data: bytes, label: str = "image") -> bytes:
+def enhance_file(photos: PhotoEnhancer, data: bytes, label: str = "image") -> bytes:
     """A PNG or JPEG file's bytes → the enhanced photo's file in the same encoding.
 
     The bytes pass through a private temporary folder so that `src.infer.photos` reads
@@ -135,7 +125,7 @@ def enhance_file(enhancer: Enhancer, data: bytes, label: str = "image") -> bytes
     a millisecond, against some 300 ms of network for a 600×400 photo on 2 cores. Errors
     are one PipelineError line that names the image by `label`, not by the temporary file.
     """
-    from src.infer.photos import read_photo, write_photo
+    from src.infer.photos import read_photo, write_encoded
 
     suffix = suffix_of(data)
     if suffix is None:
@@ -147,7 +137,9 @@ def enhance_file(enhancer: Enhancer, data: bytes, label: str = "image") -> bytes
             photo = read_photo(source)
         except PipelineError as err:
             raise PipelineError(str(err).replace(str(source), label)) from None
-        write_photo(target, photo, enhance_pixels(enhancer, photo.rgb))
+        values = photos(photo)
+        photo.release()  # as in src.enhance: input pixels need not outlive the encoded output
+        write_encoded(target, photo, values)
         return target.read_bytes()
 
 
@@ -163,7 +155,7 @@ class ZeroDCEImages(PythonModel):
         from src.model.loading import load_keras_model
 
         self.keras_model = load_keras_model(Path(context.artifacts[KERAS_ARTIFACT]))
-        self.enhancer = Enhancer(self.keras_model)
+        self.photos = serving_photos(Enhancer(self.keras_model))
 
     def predict(
         self, context: PythonModelContext, model_input: pd.DataFrame, params: dict[str, Any] | None = None
@@ -180,7 +172,7 @@ class ZeroDCEImages(PythonModel):
         for row, cell in enumerate(cells):
             label = IMAGE_COLUMN if len(cells) == 1 else f"{IMAGE_COLUMN} {row}"
             try:
-                answers.append(enhance_file(self.enhancer, as_file_bytes(cell), label))
+                answers.append(enhance_file(self.photos, as_file_bytes(cell), label))
             except PipelineError as err:
                 raise BadImage(str(err)) from None
         return pd.DataFrame({IMAGE_COLUMN: pd.Series(answers, dtype=object)})

@@ -16,50 +16,117 @@ palette images, EXIF orientation. Decisions made here:
   their own paths (Pillow's own PNG decoder read twice for the two bytes; tifffile).
 - **Palette, CMYK, YCbCr, bilevel** images are converted to RGB (or RGBA, or gray)
   and written as such: enhanced colours do not fit the original palette or ink set.
+- **WebP** is read and written when Pillow has it (its wheels do): phones and the web
+  produce WebP photos, and Pillow encodes it as well as JPEG. A lossless WebP stays
+  lossless, a lossy one is written at the JPEG quality. **GIF** is not: a 256-colour
+  palette cannot hold enhanced colours, and GIF files are mostly animations.
+- **Animated** PNG and WebP are refused: the output would silently be the first frame.
+  A multi-page TIFF gives its first page (cameras and scanners store previews after it).
+- **Float TIFF** is refused with what it is (Pillow only says it cannot identify it):
+  its values are not on a 0-1 scale the model knows.
+- **Size**: Pillow's decompression-bomb guard warns from 89 MP and refuses from 179 MP,
+  below real photos (100 MP cameras, 200 MP phones). It is off while a photo is read;
+  `read_photo` applies its own limit instead (`DEFAULT_MAX_MEGAPIXELS`, from the header,
+  before any pixel is decoded), so there is never a raw `DecompressionBombWarning`.
+- **Memory**: pixels stay in the file's own integer type (3 bytes per pixel for 8-bit
+  RGB) and become float32 one tile at a time (`Photo.unit_rgb`); the output is encoded
+  tile by tile into a preallocated integer array (`new_output`, `encode_into`). A float
+  copy of a 100 MP photo would be 1.2 GB, and the old code made several.
 - JPEG is written at quality 95 with the input's ICC profile and EXIF (orientation
   reset); PNG and TIFF losslessly.
 """
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import tifffile
-from PIL import Image
+from PIL import Image, UnidentifiedImageError, features
 
 from src.data.images import image_errors
 from src.errors import PipelineError
 from src.files import atomic_path, sync
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+if features.check("webp"):  # Pillow's wheels include libwebp; a source build may not
+    FORMATS[".webp"] = "WEBP"
+_NAMES = {"PNG": "PNG", "JPEG": "JPEG", "BMP": "BMP", "TIFF": "TIFF", "WEBP": "WebP"}
+_listed = list(dict.fromkeys(_NAMES[f] for f in FORMATS.values()))
+SUPPORTED = ", ".join(_listed[:-1]) + " or " + _listed[-1]  # "PNG, JPEG, BMP, TIFF or WebP"
 JPEG_QUALITY = 95
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, the weights of Pillow's convert("L")
 EXIF_ORIENTATION = 0x0112
+# 200 MP phones (16320x12240) fit; peak memory is then ~7 bytes a pixel plus the model's tiles
+# (README "Enhancing photos"), i.e. under 3 GB.
+DEFAULT_MAX_MEGAPIXELS = 250.0
+BAND_ROWS = 256  # rows per band when a whole photo is decoded, averaged or encoded piecewise
 
 Kind = Literal["rgb", "gray"]
 
 
+class TooManyPixels(PipelineError):
+    """A photo above the megapixel limit (the CLI adds how to raise it)."""
+
+
 @dataclass
 class Photo:
-    """A decoded photo: `rgb` float32 HxWx3 in [0, 1] plus what is needed to write it back alike."""
+    """A decoded photo in its file's own integer type, plus what is needed to write it back alike."""
 
-    rgb: np.ndarray
+    pixels: np.ndarray  # HxW (gray) or HxWx3 (rgb), uint8 or uint16, upright
     kind: Kind
     bits: int  # 8 or 16 per channel
-    format: str  # Pillow format name of the file's extension: PNG, JPEG, BMP, TIFF
+    format: str  # Pillow format name of the file's extension: PNG, JPEG, BMP, TIFF, WEBP
     alpha: np.ndarray | None = None  # HxW, the file's own dtype (uint8 or uint16), untouched
     icc_profile: bytes | None = None
     exif: bytes | None = None
+    lossless: bool = False  # WebP only: the input was lossless, so the output is too
 
     @property
     def size(self) -> tuple[int, int]:
         """(width, height), as Pillow reports sizes."""
-        return self.rgb.shape[1], self.rgb.shape[0]
+        return self.pixels.shape[1], self.pixels.shape[0]
+
+    @property
+    def full_scale(self) -> int:
+        return 65535 if self.bits == 16 else 255
+
+    def unit_rgb(self, y0: int = 0, y1: int | None = None, x0: int = 0, x1: int | None = None) -> np.ndarray:
+        """float32 HxWx3 in [0, 1] of rows y0:y1 and columns x0:x1: the one place pixels become
+        floats, so a tiled caller holds one tile's worth (12 bytes a pixel) at a time."""
+        unit = self.pixels[y0:y1, x0:x1].astype(np.float32)
+        unit /= np.float32(self.full_scale)  # divided, not multiplied by 1/255: the values of before
+        return np.repeat(unit[..., None], 3, axis=2) if self.kind == "gray" else unit
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The whole photo as float32 HxWx3: 12 bytes a pixel, for small images only (serving,
+        parity samples); `src.infer.photo_tiles` reads tiles with `unit_rgb` instead."""
+        return self.unit_rgb()
+
+    def mean(self) -> float:
+        """Mean over pixels and channels in [0, 1], as the exposure gate measures brightness.
+
+        Summed as exact integers band by band, so it needs no float copy of the photo (a
+        grayscale photo replicated to RGB has its own mean)."""
+        total = sum(
+            int(self.pixels[top : top + BAND_ROWS].sum(dtype=np.uint64))
+            for top in range(0, self.pixels.shape[0], BAND_ROWS)
+        )
+        return total / max(self.pixels.size, 1) / self.full_scale
+
+    def release(self) -> None:
+        """Drop the decoded pixels once the output holds everything: a 100 MP input need not
+        sit in memory next to the encoder's own copy of the output."""
+        # A new empty array, not `pixels[:0]`: a view would keep the whole decoded array alive.
+        self.pixels = np.empty((0, *self.pixels.shape[1:]), self.pixels.dtype)
+        self.alpha = None
 
 
 def format_of(path: Path) -> str | None:
@@ -67,27 +134,93 @@ def format_of(path: Path) -> str | None:
     return FORMATS.get(path.suffix.lower())
 
 
-def read_photo(path: Path) -> Photo:
-    """Decode any supported image file; every failure is one PipelineError line naming the file."""
+def unsupported(path: Path) -> str:
+    """The one-line reason a file's type is not read."""
+    what = f"{path.suffix[1:].upper()} files are" if path.suffix else "files without an extension are"
+    return f"{path}: {what} not supported ({SUPPORTED})"
+
+
+def read_photo(path: Path, max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS) -> Photo:
+    """Decode any supported image file; every failure is one PipelineError line naming the file.
+
+    `max_megapixels` (None: no limit) is checked on the header, before decoding.
+    """
     fmt = format_of(path)
     if fmt is None:
-        raise PipelineError(f"{path}: unsupported file type {path.suffix or '(none)'!r}")
-    with image_errors(path, extra=(struct.error, zlib.error)), Image.open(path) as image:
-        return _decode(path, image, fmt)
-
-
-def _decode(path: Path, image: Image.Image, fmt: str) -> Photo:
-    rawmode = image.tile[0].args if image.tile else None  # before getexif(), which may decode a PNG
-    exif = image.getexif()
-    orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
-    meta = {"icc_profile": image.info.get("icc_profile"), "exif": _exif_upright(exif)}
-    pixels, kind, bits, alpha = _pixels(path, image, rawmode)
+        raise PipelineError(unsupported(path))
+    with _own_pixel_limit(), image_errors(path, extra=(struct.error, zlib.error)):
+        with _open(path, fmt) as image:
+            _check_size(path, image, max_megapixels)
+            _check_still(path, image)
+            rawmode = image.tile[0].args if image.tile else None  # before getexif(), which may decode a PNG
+            exif = image.getexif()
+            orientation = int(exif.get(EXIF_ORIENTATION, 1) or 1)
+            meta = {"icc_profile": image.info.get("icc_profile"), "exif": _exif_upright(exif)}
+            pixels, kind, bits, alpha = _pixels(path, image, rawmode, fmt)
+        # Closed: Pillow's own copy of the pixels is gone before orient() may make another.
+        lossless = fmt == "WEBP" and _webp_lossless(path)
     pixels = orient(pixels, orientation)
     alpha = orient(alpha, orientation) if alpha is not None else None
-    unit = pixels.astype(np.float32)
-    unit /= np.float32(65535 if bits == 16 else 255)  # in place: a 12 MP photo is 144 MB per float copy
-    rgb = np.repeat(unit[..., None], 3, axis=2) if kind == "gray" else unit
-    return Photo(np.ascontiguousarray(rgb), kind, bits, fmt, alpha, **meta)
+    return Photo(pixels, kind, bits, fmt, alpha, lossless=lossless, **meta)
+
+
+@contextlib.contextmanager
+def _own_pixel_limit() -> Iterator[None]:
+    """Pillow's decompression-bomb guard off (see the module docstring: `_check_size` replaces it)."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _open(path: Path, fmt: str) -> Image.Image:
+    try:
+        return Image.open(path)
+    except PermissionError:
+        raise PipelineError(f"{path}: cannot read (permission denied)") from None
+    except UnidentifiedImageError:
+        if fmt == "TIFF":  # Pillow knows 8/16-bit TIFF only; say what this one is
+            raise PipelineError(_tiff_problem(path)) from None
+        raise
+
+
+def _tiff_problem(path: Path) -> str:
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            dtype, samples = np.dtype(page.dtype), int(page.samplesperpixel)
+    except Exception:  # tifffile raises many types for a file that is not a TIFF at all
+        return f"{path}: not a readable image file"
+    wanted = "(8- or 16-bit RGB or grayscale)"
+    bits = dtype.itemsize * 8
+    if dtype.kind in "fc":
+        return (
+            f"{path}: {bits}-bit {'float' if dtype.kind == 'f' else 'complex'} TIFF is not supported {wanted}"
+        )
+    kind = {"u": "unsigned integer", "i": "signed integer"}.get(dtype.kind, dtype.name)
+    return f"{path}: {bits}-bit {kind} TIFF ({samples} samples per pixel) is not supported {wanted}"
+
+
+def _check_still(path: Path, image: Image.Image) -> None:
+    if image.format not in ("PNG", "WEBP"):  # a TIFF would count its pages by seeking through them
+        return
+    frames = int(getattr(image, "n_frames", 1) or 1)
+    if frames > 1:
+        raise PipelineError(
+            f"{path}: animated {_NAMES[image.format]} ({frames} frames) is not supported, "
+            "only still images (the output would be the first frame alone)"
+        )
+
+
+def _check_size(path: Path, image: Image.Image, max_megapixels: float | None) -> None:
+    width, height = image.size
+    if max_megapixels is not None and width * height > max_megapixels * 1e6:
+        raise TooManyPixels(
+            f"{path}: {width}x{height} px is {width * height / 1e6:.3g} megapixels, "
+            f"above the limit of {max_megapixels:g}"
+        )
 
 
 def _exif_upright(exif: Image.Exif) -> bytes | None:
@@ -100,7 +233,7 @@ def _exif_upright(exif: Image.Exif) -> bytes | None:
 
 
 def _pixels(
-    path: Path, image: Image.Image, rawmode: object
+    path: Path, image: Image.Image, rawmode: object, fmt: str
 ) -> tuple[np.ndarray, Kind, int, np.ndarray | None]:
     """(colour HxW or HxWx3, kind, bits, alpha) in the file's own integer type."""
     if image.format == "PNG" and rawmode in ("RGB;16B", "RGBA;16B"):
@@ -110,12 +243,14 @@ def _pixels(
     image.load()
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        values = np.asarray(image)
+        values = _array(image)
         if values.dtype.kind == "i" and (values.min() < 0 or values.max() > 65535):
             raise PipelineError(f"{path}: 32-bit integer pixels outside 0..65535 are not supported")
-        return values.astype(np.uint16), "gray", 16, None
+        return values.astype(np.uint16, copy=False), "gray", 16, None
     if mode == "F":
-        raise PipelineError(f"{path}: floating-point images are not supported")
+        raise PipelineError(
+            f"{path}: 32-bit float {_NAMES[fmt]} is not supported (8- or 16-bit RGB or grayscale)"
+        )
     if mode == "P":
         image = image.convert("RGBA" if "transparency" in image.info else "RGB")
     elif mode in ("1", "L"):
@@ -124,19 +259,34 @@ def _pixels(
         image = image.convert("LA")
     elif mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in mode else "RGB")
-    values = np.asarray(image)
+    values = _array(image)
     if image.mode == "L":
         return values, "gray", 8, None
     if image.mode == "LA":
-        return values[..., 0], "gray", 8, values[..., 1].copy()
+        return values[..., 0], "gray", 8, values[..., 1]
     return _split_alpha(values, "rgb", 8)
+
+
+def _array(image: Image.Image) -> np.ndarray:
+    """`np.asarray(image)`, band by band into one array: Pillow's `tobytes()` behind `asarray`
+    gathers the whole image in chunks and then joins them, two transient copies of it."""
+    width, height = image.size
+    if height <= BAND_ROWS:
+        return np.array(image)
+    first = np.asarray(image.crop((0, 0, width, BAND_ROWS)))
+    values = np.empty((height, *first.shape[1:]), first.dtype)
+    values[:BAND_ROWS] = first
+    for top in range(BAND_ROWS, height, BAND_ROWS):
+        values[top : top + BAND_ROWS] = np.asarray(image.crop((0, top, width, min(top + BAND_ROWS, height))))
+    return values
 
 
 def _split_alpha(
     values: np.ndarray, kind: Kind, bits: int
 ) -> tuple[np.ndarray, Kind, int, np.ndarray | None]:
+    # Views, not copies: colour and alpha share the decoded array rather than doubling it.
     if values.shape[-1] == 4:
-        return values[..., :3], kind, bits, values[..., 3].copy()
+        return values[..., :3], kind, bits, values[..., 3]
     return values, kind, bits, None
 
 
@@ -147,15 +297,21 @@ def _png16(path: Path, rawmode: str) -> np.ndarray:
     decoding once as big-endian (high bytes) and once as little-endian (low
     bytes) recovers the full values with Pillow's own, tested PNG code.
     """
-    halves = []
+    values: np.ndarray | None = None
     for order in ("B", "L"):
         with Image.open(path) as again:
             tile = again.tile[0]
             again.tile = [tile._replace(args=rawmode[:-1] + order)]
             again.load()
-            halves.append(np.asarray(again).astype(np.uint16))
-    high, low = halves
-    return (high << 8) | low
+            half = _array(again)
+        if values is None:  # in place from here: one 16-bit array, never three
+            values = half.astype(np.uint16)
+            values <<= 8
+        else:
+            values |= half
+        del half
+    assert values is not None
+    return values
 
 
 def _tiff_bits(image: Image.Image) -> int:
@@ -168,6 +324,22 @@ def _tiff16(path: Path) -> np.ndarray:
     if values.ndim != 3 or values.shape[2] not in (3, 4) or values.dtype != np.uint16:
         raise PipelineError(f"{path}: unsupported 16-bit TIFF layout {values.shape} {values.dtype}")
     return values
+
+
+def _webp_lossless(path: Path) -> bool:
+    """Whether a WebP holds a lossless (VP8L) bitstream, which Pillow does not report.
+
+    RIFF chunks follow the 12-byte header; an extended file (VP8X) lists metadata chunks
+    first, so they are skipped until the image's own chunk.
+    """
+    with open(path, "rb") as handle:
+        handle.seek(12)
+        while len(header := handle.read(8)) == 8:
+            fourcc, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if fourcc in (b"VP8L", b"VP8 ", b"ALPH"):  # ALPH comes with a lossy VP8 image
+                return fourcc == b"VP8L"
+            handle.seek(size + (size & 1), 1)
+    return False
 
 
 def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -186,24 +358,49 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     return np.ascontiguousarray(op(pixels)) if op else pixels
 
 
-def encode(photo: Photo, enhanced: np.ndarray) -> np.ndarray:
-    """The enhanced float RGB as the integer array to write: gray or RGB, alpha re-attached."""
+def new_output(photo: Photo) -> np.ndarray:
+    """The integer array the enhanced photo is written from, alpha already in place: tiles are
+    encoded into it (`encode_into`), so no float copy of the whole output ever exists."""
+    height, width = photo.pixels.shape[:2]
+    channels = (1 if photo.kind == "gray" else 3) + (photo.alpha is not None)
+    shape = (height, width) if channels == 1 else (height, width, channels)
+    values = np.empty(shape, np.uint16 if photo.bits == 16 else np.uint8)
+    if photo.alpha is not None:
+        values[..., -1] = photo.alpha
+    return values
+
+
+def encode_into(
+    photo: Photo, values: np.ndarray, box: tuple[int, int, int, int], enhanced: np.ndarray
+) -> None:
+    """Store enhanced float RGB (HxWx3 in [0, 1]) for `box` = (y0, y1, x0, x1) of `values`:
+    luma for a grayscale photo, clipped, rounded and in the photo's bit depth."""
+    y0, y1, x0, x1 = box
     colour = enhanced @ LUMA if photo.kind == "gray" else np.array(enhanced, np.float32)
-    np.clip(colour, 0.0, 1.0, out=colour)  # in place, one float copy at most
-    colour *= np.float32(65535 if photo.bits == 16 else 255)
+    np.clip(colour, 0.0, 1.0, out=colour)  # in place: one float copy of the tile at most
+    colour *= np.float32(photo.full_scale)
     np.rint(colour, out=colour)
-    values = colour.astype(np.uint16 if photo.bits == 16 else np.uint8)
-    if photo.alpha is None:
-        return values
-    alpha = photo.alpha.astype(values.dtype) if photo.alpha.dtype != values.dtype else photo.alpha
-    if values.ndim == 2:
-        return np.stack([values, alpha], axis=-1)
-    return np.concatenate([values, alpha[..., None]], axis=-1)
+    target = values[y0:y1, x0:x1]
+    if values.ndim == 3 and values.shape[2] in (2, 4):  # alpha last, not ours to change
+        target = target[..., 0] if photo.kind == "gray" else target[..., :3]
+    target[...] = colour  # exact: integral values within the type's range
+
+
+def encode(photo: Photo, enhanced: np.ndarray) -> np.ndarray:
+    """The whole enhanced float RGB as the integer array to write (gray or RGB, alpha re-attached)."""
+    values = new_output(photo)
+    encode_into(photo, values, (0, values.shape[0], 0, values.shape[1]), enhanced)
+    return values
 
 
 def write_photo(path: Path, photo: Photo, enhanced: np.ndarray) -> None:
-    """Write the enhanced pixels in the input's format and colour type, atomically."""
-    values = encode(photo, enhanced)
+    """Write whole enhanced float pixels in the input's format and colour type, atomically."""
+    write_encoded(path, photo, encode(photo, enhanced))
+
+
+def write_encoded(path: Path, photo: Photo, values: np.ndarray) -> None:
+    """Write `new_output`-shaped integer pixels in the input's format, atomically: an
+    interrupted or failed write leaves no file (and an existing one as it was)."""
     with atomic_path(path) as tmp:
         if values.dtype == np.uint16 and values.ndim == 3:
             _write_rgb16(tmp, values, photo.format)
@@ -216,8 +413,8 @@ def _write_pillow(tmp: Path, values: np.ndarray, photo: Photo) -> None:
     options: dict[str, object] = {}
     if photo.icc_profile:
         options["icc_profile"] = photo.icc_profile
-    if photo.format == "JPEG":
-        options.update(quality=JPEG_QUALITY)
+    if photo.format in ("JPEG", "WEBP"):
+        options.update({"lossless": True} if photo.lossless else {"quality": JPEG_QUALITY})
         if photo.exif:
             options["exif"] = photo.exif
     elif photo.format == "TIFF":
@@ -244,32 +441,32 @@ def _extra(values: np.ndarray) -> tuple[int, ...] | None:
     return (2,) if values.shape[2] == 4 else None  # 2 = unassociated alpha
 
 
-def png16_chunks(values: np.ndarray, rows_per_chunk: int = 256) -> list[bytes]:
+def png16_chunks(values: np.ndarray, rows_per_chunk: int = 64) -> Iterator[bytes]:
     """A 16-bit RGB or RGBA PNG as byte chunks; rows are Paeth-filtered, as photos compress best that way.
 
-    Written in bands of rows so that a 12-megapixel photo does not need its filtered
-    copy in memory at once.
+    Generated band by band (big-endian copy, filter, compress), so that a large photo never
+    needs its filtered copy, nor all of its compressed data, in memory at once.
     """
     height, width, channels = values.shape
     color_type = {3: 2, 4: 6}[channels]
-    rows = values.astype(">u2").reshape(height, width * channels).view(np.uint8)
     bpp = 2 * channels
     compressor = zlib.compressobj(6)
-    chunks = [
-        b"\x89PNG\r\n\x1a\n",
-        _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)),
-    ]
+    yield b"\x89PNG\r\n\x1a\n"
+    yield _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0))
+    above = np.zeros(width * bpp, np.uint8)
     for start in range(0, height, rows_per_chunk):
-        above = rows[start - 1] if start else np.zeros_like(rows[0])
-        band = _paeth_filter(rows[start : start + rows_per_chunk], above, bpp)
+        rows = (
+            values[start : start + rows_per_chunk].astype(">u2").reshape(-1, width * channels).view(np.uint8)
+        )
+        band = _paeth_filter(rows, above, bpp)
+        above = rows[-1]
         data = compressor.compress(
             np.concatenate([np.full((len(band), 1), 4, np.uint8), band], axis=1).tobytes()
         )
         if data:
-            chunks.append(_chunk(b"IDAT", data))
-    chunks.append(_chunk(b"IDAT", compressor.flush()))
-    chunks.append(_chunk(b"IEND", b""))
-    return chunks
+            yield _chunk(b"IDAT", data)
+    yield _chunk(b"IDAT", compressor.flush())
+    yield _chunk(b"IEND", b"")
 
 
 def _paeth_filter(band: np.ndarray, above: np.ndarray, bpp: int) -> np.ndarray:

@@ -7,7 +7,9 @@ least that much real context around the part it keeps therefore produces exactly
 what a whole-image pass would — the image border sees the same zero padding either
 way — while memory grows with the tile, not the photo. The exposure gate's strength
 is a property of the whole photo: it is computed once and handed to every tile.
-The default margin of 32 px covers the default model.
+The default margin of 32 px covers the default model. Zero-DCE++ is not local (its
+curves come from a downscaled copy of the whole photo): `src.infer.downscaled` estimates
+them once on the whole photo, and what is left per tile is local again.
 """
 
 from __future__ import annotations
@@ -66,6 +68,27 @@ def count_windows(height: int, width: int, tile: int) -> int:
     return -(-height // tile) * -(-width // tile)
 
 
+def run_tiles(
+    forward: Callable[[Window], np.ndarray],
+    store: Callable[[Window, np.ndarray], None],
+    height: int,
+    width: int,
+    tile: int = DEFAULT_TILE,
+    margin: int = DEFAULT_MARGIN,
+    on_tile: Callable[[], None] | None = None,
+) -> None:
+    """For every window: `forward` computes its `outer` region, `store` receives the `inner` part.
+
+    The caller decides where tiles come from and go to (`src.infer.photo_tiles` reads
+    integer pixels and writes integer pixels), so nothing here holds more than one tile.
+    An image that fits in one tile is one window, read and stored whole.
+    """
+    for window in windows(height, width, tile, margin):
+        store(window, forward(window)[window.crop])
+        if on_tile:
+            on_tile()
+
+
 def enhance_tiled(
     forward: Callable[[np.ndarray], np.ndarray],
     image: np.ndarray,
@@ -73,11 +96,12 @@ def enhance_tiled(
     margin: int = DEFAULT_MARGIN,
     on_tile: Callable[[], None] | None = None,
 ) -> np.ndarray:
-    """`forward` (HxWx3 → HxWx3) over the whole image, one overlapping tile at a time.
+    """`forward` (HxWx3 → HxWx3) over a whole float image in memory, one overlapping tile at a time.
 
     An image that fits in one tile goes through in one call, so small images pay
     no overhead. Peak memory is the input and output images plus one tile of
-    `(tile + 2·margin)²` pixels through the network.
+    `(tile + 2·margin)²` pixels through the network; photos of any size go through
+    `run_tiles` instead, which needs neither whole image in float.
     """
     height, width = image.shape[:2]
     if height <= tile and width <= tile:
@@ -85,11 +109,15 @@ def enhance_tiled(
         if on_tile:
             on_tile()
         return result
-    output = np.empty((*image.shape[:2], 3), np.float32)
-    for window in windows(height, width, tile, margin):
+    output = np.empty((height, width, 3), np.float32)
+
+    def read(window: Window) -> np.ndarray:
         oy0, oy1, ox0, ox1 = window.outer
+        return forward(image[oy0:oy1, ox0:ox1])
+
+    def store(window: Window, values: np.ndarray) -> None:
         y0, y1, x0, x1 = window.inner
-        output[y0:y1, x0:x1] = forward(image[oy0:oy1, ox0:ox1])[window.crop]
-        if on_tile:
-            on_tile()
+        output[y0:y1, x0:x1] = values
+
+    run_tiles(read, store, height, width, tile, margin, on_tile)
     return output

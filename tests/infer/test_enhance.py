@@ -5,10 +5,12 @@ these tests catch wrong scaling, channel order, orientation or tiling seams, not
 that a file appeared.
 """
 
+import io
 import resource
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tifffile
@@ -245,14 +247,25 @@ def test_cli_large_image_in_bounded_memory_with_a_corrupt_file_among_good_ones(t
     assert np.abs(got[:550, :650] - expected[:550, :650]).max() <= 1
 
 
-def test_zero_dce_pp_photos_are_enhanced_whole_not_in_tiles(tmp_path):
-    """Its curves come from a downscaled copy of the whole photo, which tiles would not see."""
-    from src.model.networks import build_dce_net, inference_model
+def pp_model(path, scale: int = 8):
+    """A Zero-DCE++ whose curves vary across the photo, with a denoiser and an exposure gate."""
+    from src.model.networks import build_dce_net, build_denoiser, inference_model
 
-    model_path = tmp_path / "pp.keras"
+    keras.utils.set_random_seed(3)
     trained = build_dce_net(4, 8, "zero_dce_pp")
-    trained.set_weights([w * 3 for w in trained.get_weights()])  # curves that vary across the photo
-    inference_model(trained, scale_factor=8).save(model_path)
+    trained.set_weights([w * 3 for w in trained.get_weights()])
+    denoiser = build_denoiser(4, stride=2)
+    denoiser.set_weights([np.random.default_rng(1).normal(0, 0.05, w.shape) for w in denoiser.get_weights()])
+    inference_model(trained, scale, denoiser, (0.12, 0.30)).save(path)
+    return path
+
+
+def test_zero_dce_pp_in_tiles_equals_the_whole_image_pass(tmp_path):
+    """Its curves come from a downscaled copy of the whole photo, which plain tiles would not
+    see: they are estimated once on the whole photo and applied per tile (src.infer.downscaled)."""
+    from src.infer.downscaled import DownscaledCurves
+
+    model_path = pp_model(tmp_path / "pp.keras")
     rgb = dark(150, 230)
     Image.fromarray(rgb).save(tmp_path / "photo.png")
     status = main([str(tmp_path / "photo.png"), "-o", str(tmp_path / "out"), "--model", str(model_path),
@@ -260,7 +273,48 @@ def test_zero_dce_pp_photos_are_enhanced_whole_not_in_tiles(tmp_path):
     assert status == 0
     written = np.asarray(Image.open(tmp_path / "out" / "photo.png")).astype(np.int32)
     enhancer = Enhancer(load_keras_model(model_path))
-    whole = enhancer(rgb.astype(np.float32) / 255)
+    image = rgb.astype(np.float32) / 255
+    strength = enhancer.strength_of(image)
+    whole = enhancer(image, strength)
     assert np.abs(written - to8(whole)).max() <= 1
-    tiled = enhance_tiled(enhancer, rgb.astype(np.float32) / 255, 64, 32)
-    assert np.abs(to8(tiled) - to8(whole)).max() > 2, "tiles would have changed the result"
+    # The box filter sums in float64 (TensorFlow in float32): ~1e-7 apart, which this deliberately
+    # steep model amplifies to ~1e-4, a fortieth of an 8-bit level. Tiling itself adds nothing.
+    curves = DownscaledCurves(enhancer)
+    one_window = curves.enhance_array(image, 1000, 27, strength)
+    assert np.abs(one_window - whole).max() < 1e-3
+    for tile, curve_tile in ((64, 512), (37, 5)):  # the small image's own tiles too
+        tiled = curves.enhance_array(image, tile, 27, strength, curve_tile)
+        assert np.abs(tiled - one_window).max() < 1e-6, (tile, curve_tile)
+    naive = enhance_tiled(lambda part: enhancer(part, strength), image, 64, 32)
+    assert np.abs(to8(naive) - to8(whole)).max() > 2, "tiles of the whole model would have changed the result"
+
+
+def test_served_photos_equal_the_command_lines_beyond_one_tile(tmp_path):
+    """`mlflow models serve` and `python -m src.enhance` run one tiler, so a Zero-DCE++ photo
+    larger than the default 512 px tile gets the same pixels from both."""
+    from src.infer.image_model import enhance_file, serving_photos
+
+    model_path = pp_model(tmp_path / "pp.keras")
+    Image.fromarray(dark(530, 700)).save(tmp_path / "photo.png")
+    assert main([str(tmp_path / "photo.png"), "-o", str(tmp_path / "out"), "--model", str(model_path)]) == 0
+    photos = serving_photos(Enhancer(load_keras_model(model_path)))
+    served = enhance_file(photos, (tmp_path / "photo.png").read_bytes())
+    written = np.asarray(Image.open(tmp_path / "out" / "photo.png"))
+    assert photos.tiles(read_photo(tmp_path / "photo.png")) > 1
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(served))), written)
+
+
+def test_piecewise_box_filter_and_upsampling_match_tensorflow():
+    import tensorflow as tf
+
+    from src.infer.resampling import box_filter, upsample_window
+
+    image = RNG.random((61, 83, 3)).astype(np.float32)
+    for scale in (2, 7, 12):
+        expected = tf.nn.avg_pool2d(image[None], scale, scale, "SAME")[0].numpy()
+        small = box_filter(lambda y0, y1: image[y0:y1], 61, 83, scale)
+        np.testing.assert_allclose(small, expected, atol=1e-6)
+        full = tf.image.resize(small[None], (61, 83), "bilinear")[0].numpy()
+        for box in ((0, 61, 0, 83), (5, 40, 13, 14), (60, 61, 0, 83)):
+            y0, y1, x0, x1 = box
+            np.testing.assert_allclose(upsample_window(small, box, 61, 83), full[y0:y1, x0:x1], atol=1e-6)
