@@ -22,7 +22,7 @@ from pathlib import Path
 
 from src.config import FetchConfig
 from src.data.archive import extract_zip
-from src.data.download import download, zip_name
+from src.data.download import FIRST_BACKOFF_S, download, zip_name
 from src.data.local_source import copy_listed_files, find_dataset_folder
 from src.data.manifest import DATASET_DIR, dataset_manifest
 from src.data.progress import say
@@ -32,11 +32,13 @@ from src.errors import PipelineError
 STAGING_PREFIX = ".fetch-"
 
 
-def fetch_dataset(cfg: FetchConfig, out_dir: Path, downloads_dir: Path, *, backoff_s: float = 2.0) -> Path:
+def fetch_dataset(
+    cfg: FetchConfig, out_dir: Path, downloads_dir: Path, *, backoff_s: float = FIRST_BACKOFF_S
+) -> Path:
     """Produce a verified `out_dir/lol_dataset/` from `cfg.source` or `cfg.url`; return its path.
 
-    `backoff_s` is the first pause between download attempts (it doubles each
-    time); tests shrink it, users have no reason to.
+    `backoff_s` is the first pause between download attempts (it doubles, up to a
+    cap; see `download.py` for when it gives up); tests shrink it, users have no reason to.
     """
     manifest = dataset_manifest(cfg.manifest)
     out_dir = Path(out_dir)

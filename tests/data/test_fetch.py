@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+import re
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +23,10 @@ from tests.support.fetch import (
     FIXTURE_ROOT,
     ServerState,
     altered,
+    closed_port_url,
     fixture_files,
     serve,
+    silent_server,
     write_manifest,
     write_zip,
 )
@@ -72,8 +77,38 @@ def dirs(tmp_path: Path) -> tuple[Path, Path]:
     return tmp_path / "data" / "raw", tmp_path / "data" / "downloads"
 
 
-def config(manifest: Path, *, url: str = "http://127.0.0.1:9/none.zip", source: str = "", retries: int = 2):
-    return FetchConfig(url=url, source=source, manifest=str(manifest), retries=retries, timeout_s=5.0)
+def config(
+    manifest: Path,
+    *,
+    url: str = "http://127.0.0.1:9/none.zip",
+    source: str = "",
+    retries: int = 2,
+    timeout_s: float = 5.0,
+):
+    return FetchConfig(url=url, source=source, manifest=str(manifest), retries=retries, timeout_s=timeout_s)
+
+
+def write_part(downloads: Path, data: bytes, **record: object) -> Path:
+    """A `.part` left by an earlier run, with its record (none when `record` is empty)."""
+    downloads.mkdir(parents=True, exist_ok=True)
+    part = downloads / "lol_dataset.zip.part"
+    part.write_bytes(data)
+    if record:
+        (downloads / "lol_dataset.zip.part.json").write_text(json.dumps(record))
+    return part
+
+
+@pytest.fixture
+def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Back-off pauses, recorded instead of slept: the default schedule, measured in no time."""
+    slept: list[float] = []
+    monkeypatch.setattr(time, "sleep", slept.append)
+    return slept
+
+
+def fetch_lines(err: str) -> list[str]:
+    """The stage's progress lines, without tqdm's bars."""
+    return [line for line in err.replace("\r", "\n").splitlines() if line.startswith("fetch: ")]
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -126,7 +161,7 @@ def test_checksum_mismatch_names_file_and_leaves_nothing(tmp_path, url, state, f
     assert list(downloads.iterdir()) == []  # the bad cached zip is gone
 
 
-def test_truncated_download_resumes_with_range(url, state, manifest, dirs) -> None:
+def test_truncated_download_resumes_with_range(url, state, manifest, dirs, capsys) -> None:
     out_dir, downloads = dirs
     state.truncate_next = 1
     fetch_dataset(config(manifest, url=url), out_dir, downloads, **FAST)
@@ -135,14 +170,79 @@ def test_truncated_download_resumes_with_range(url, state, manifest, dirs) -> No
     resumed_at = int(ranges[1].removeprefix("bytes=").removesuffix("-"))
     assert 0 < resumed_at <= len(state.payload) // 3  # what arrived before the drop was kept
     assert tree(out_dir) == read_manifest(manifest)
+    host = url.split("/")[2]
+    assert f"fetch: attempt 1/3 failed: {host} closed the connection mid-transfer; retrying in 0.0 s" in (
+        fetch_lines(capsys.readouterr().err)
+    )
 
 
 def test_partial_file_from_earlier_run_is_resumed(url, state, manifest, dirs) -> None:
     out_dir, downloads = dirs
-    downloads.mkdir(parents=True)
-    (downloads / "lol_dataset.zip.part").write_bytes(state.payload[:1000])
+    state.etag = '"v1"'
+    write_part(downloads, state.payload[:1000], url=url, etag='"v1"', size=len(state.payload))
     fetch_dataset(config(manifest, url=url), out_dir, downloads, **FAST)
-    assert [r["range"] for r in state.requests] == ["bytes=1000-"]
+    assert [(r["range"], r["if_range"]) for r in state.requests] == [("bytes=1000-", '"v1"')]
+    assert tree(out_dir) == read_manifest(manifest)
+    assert sorted(p.name for p in downloads.iterdir()) == ["lol_dataset.zip"]  # the record went too
+
+
+@pytest.mark.parametrize("origin", ["another URL", "no record"])
+def test_stale_partial_file_is_discarded_not_spliced(
+    tmp_path, url, state, files, manifest, dirs, capsys, origin
+):
+    """A `.part` of some other file must not become the head of this one: one run, one good zip."""
+    out_dir, downloads = dirs
+    other = write_zip(tmp_path / "other.zip", altered(files, BAD_FILE)).read_bytes()
+    record = {"url": "http://mirror.example/lol_dataset.zip"} if origin == "another URL" else {}
+    part = write_part(downloads, other[:1000], **record)
+    fetch_dataset(config(manifest, url=url), out_dir, downloads, **FAST)
+    assert [r["range"] for r in state.requests] == [None]
+    assert tree(out_dir) == read_manifest(manifest)
+    why = "it is part of http://mirror.example/lol_dataset.zip, not " if record else "no readable "
+    assert f"fetch: discarding {part} (1,000 bytes): {why}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("server", ["honours If-Range", "ignores If-Range"])
+def test_partial_file_of_a_changed_upload_is_restarted(tmp_path, url, state, files, manifest, dirs, server):
+    """Same URL, new file (new ETag): If-Range makes the server send it whole; a server that ignores
+    If-Range is caught by its ETag on the 206. Either way one run ends with the new file."""
+    out_dir, downloads = dirs
+    old = write_zip(tmp_path / "old.zip", altered(files, BAD_FILE)).read_bytes()
+    write_part(downloads, old[:1000], url=url, etag='"old"', size=len(old))
+    state.etag, state.ignore_if_range = '"new"', server == "ignores If-Range"
+    fetch_dataset(config(manifest, url=url), out_dir, downloads, **FAST)
+    assert state.requests[0]["if_range"] == '"old"'
+    assert [r["range"] for r in state.requests] == (
+        ["bytes=1000-"] if server == "honours If-Range" else ["bytes=1000-", None]
+    )
+    assert tree(out_dir) == read_manifest(manifest)
+
+
+def test_failure_after_some_data_keeps_it_says_so_and_the_next_run_resumes(url, state, manifest, dirs):
+    out_dir, downloads = dirs
+    state.truncate_next, state.fail_status, state.fail_from = 1, 503, 2
+    with pytest.raises(PipelineError) as err:
+        fetch_dataset(config(manifest, url=url, retries=1), out_dir, downloads, **FAST)
+    part = downloads / "lol_dataset.zip.part"
+    kept = part.stat().st_size
+    assert 0 < kept < len(state.payload)
+    assert (
+        f": HTTP 503 Service Unavailable ({kept:,} bytes kept in {part}; the next run resumes there); "
+        in (str(err.value))
+    )
+    state.fail_status = 0
+    fetch_dataset(config(manifest, url=url), out_dir, downloads, **FAST)
+    assert state.requests[-1]["range"] == f"bytes={kept}-"
+    assert tree(out_dir) == read_manifest(manifest)
+
+
+def test_a_stall_mid_transfer_is_resumed(url, state, manifest, dirs) -> None:
+    """A connection gone silent is worth one reconnect: giving up early on stalls must not stop that."""
+    out_dir, downloads = dirs
+    state.stall_next = 1
+    fetch_dataset(config(manifest, url=url, timeout_s=0.3), out_dir, downloads, **FAST)
+    ranges = [r["range"] for r in state.requests]
+    assert len(ranges) == 2 and ranges[0] is None and ranges[1].startswith("bytes=")
     assert tree(out_dir) == read_manifest(manifest)
 
 
@@ -158,29 +258,113 @@ def test_server_ignoring_range_restarts_from_zero(url, state, manifest, dirs) ->
 def test_failing_server_gives_up_after_retries(url, state, manifest, dirs) -> None:
     out_dir, downloads = dirs
     state.fail_status = 503
-    with pytest.raises(PipelineError, match=r"download failed after 3 attempt\(s\): HTTP 503"):
+    with pytest.raises(PipelineError) as err:
         fetch_dataset(config(manifest, url=url, retries=2), out_dir, downloads, **FAST)
+    assert re.fullmatch(
+        rf"{url}: download failed after 3 attempts in \d+\.\d s: HTTP 503 Service Unavailable; "
+        r"rerun later, or set fetch\.source to a local lol_dataset folder or zip",
+        str(err.value),
+    )
     assert len(state.requests) == 3
     assert_clean(out_dir)
 
 
 def test_not_found_is_not_retried(url, state, manifest, dirs) -> None:
     out_dir, downloads = dirs
-    with pytest.raises(PipelineError, match="HTTP 404"):
-        fetch_dataset(config(manifest, url=url.replace(".zip", "-gone.zip")), out_dir, downloads, **FAST)
+    gone = url.replace(".zip", "-gone.zip")
+    with pytest.raises(PipelineError) as err:
+        fetch_dataset(config(manifest, url=gone), out_dir, downloads, **FAST)
+    assert str(err.value) == (
+        f"{gone}: HTTP 404 Not Found; not retrying: check fetch.url, "
+        "or set fetch.source to a local lol_dataset folder or zip"
+    )
     assert len(state.requests) == 1
     assert_clean(out_dir)
 
 
-def test_unreachable_host_gives_up_after_retries(manifest, dirs) -> None:
+@pytest.mark.parametrize("case", ["refused", "http 500"])
+def test_default_back_off_gives_up_within_seconds_with_whole_lines(
+    url, state, manifest, dirs, capsys, pauses, case
+) -> None:
+    """With the default retries (5) and back-off, a closed port or a failing server costs seconds of
+    waiting, not a minute (2+4+8+16+32 s before); every line is whole, and none claims a `.part`."""
     out_dir, downloads = dirs
-    with socket.socket() as sock:  # a port that nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    with pytest.raises(PipelineError, match=r"after 2 attempt\(s\): ConnectionError"):
-        fetch_dataset(
-            config(manifest, url=f"http://127.0.0.1:{port}/x.zip", retries=1), out_dir, downloads, **FAST
+    if case == "refused":
+        url = closed_port_url()
+        port = url.split(":")[2].split("/")[0]
+        failure = f"connection refused by 127.0.0.1:{port}"
+    else:
+        state.fail_status = 500
+        failure = "HTTP 500 Internal Server Error"
+    with pytest.raises(PipelineError) as err:
+        fetch_dataset(config(manifest, url=url, retries=5, timeout_s=60.0), out_dir, downloads)
+    assert pauses == [0.5, 1.0, 2.0, 4.0, 4.0] and sum(pauses) < 15
+    lines = fetch_lines(capsys.readouterr().err)
+    assert lines[1:] == [
+        f"fetch: attempt {n}/6 failed: {failure}; retrying in {pause:.1f} s"
+        for n, pause in enumerate(pauses, start=1)
+    ]
+    assert re.fullmatch(
+        rf"{url}: download failed after 6 attempts in \d+\.\d s: {failure}; "
+        r"rerun later, or set fetch\.source to a local lol_dataset folder or zip",
+        str(err.value),
+    )
+    assert not (downloads / "lol_dataset.zip.part").exists()
+    assert_clean(out_dir)
+
+
+@pytest.mark.parametrize(
+    ("errno", "attempts"), [(socket.EAI_NONAME, 1), (socket.EAI_AGAIN, 3)], ids=["no such name", "offline"]
+)
+def test_dns_failure_says_so_in_one_line(monkeypatch, manifest, dirs, capsys, errno, attempts) -> None:
+    """A name that does not exist is not retried; a resolver that cannot answer now (offline) is."""
+    out_dir, downloads = dirs
+    strerror = {socket.EAI_NONAME: "Name or service not known", socket.EAI_AGAIN: "Temporary failure"}[errno]
+
+    def no_dns(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(errno, strerror)
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    address = "http://nonexistent.invalid/x.zip"
+    with pytest.raises(PipelineError) as err:
+        fetch_dataset(config(manifest, url=address), out_dir, downloads, **FAST)
+    message = str(err.value)
+    failure = f"cannot resolve host nonexistent.invalid ({strerror})"
+    if attempts == 1:
+        assert message == (
+            f"{address}: {failure}; not retrying: check fetch.url, "
+            "or set fetch.source to a local lol_dataset folder or zip"
         )
+    else:
+        assert message.startswith(f"{address}: download failed after 3 attempts in ")
+        assert message.endswith(
+            f" s: {failure}; rerun later, or set fetch.source to a local lol_dataset folder or zip"
+        )
+    assert ".part" not in message
+    assert len([line for line in fetch_lines(capsys.readouterr().err) if " failed: " in line]) == attempts - 1
+    assert_clean(out_dir)
+
+
+def test_stalled_server_gets_two_timeouts_not_six(manifest, dirs) -> None:
+    """A server that accepts and never answers: retrying stops after 2 x timeout_s without data
+    (before: every one of the 6 attempts waited its timeout, 6 x 60 s + 62 s with the defaults)."""
+    out_dir, downloads = dirs
+    with silent_server() as silent:
+        start = time.monotonic()
+        with pytest.raises(PipelineError) as err:
+            fetch_dataset(
+                config(manifest, url=silent.url, retries=5, timeout_s=0.3), out_dir, downloads, **FAST
+            )
+        took = time.monotonic() - start
+    assert silent.accepted == 2
+    assert took < 3.0  # two timeouts of 0.3 s, and start-up; six took 2.1 s
+    port = silent.url.split(":")[2].split("/")[0]
+    assert re.fullmatch(
+        rf"{silent.url}: download gave up after 2 of 6 attempts \(\d+\.\d s, no new data for 0\.6 s\): "
+        rf"no data from 127\.0\.0\.1:{port} for 0\.3 s \(fetch\.timeout_s\); "
+        r"rerun later, or set fetch\.source to a local lol_dataset folder or zip",
+        str(err.value),
+    )
     assert_clean(out_dir)
 
 
@@ -323,9 +507,11 @@ def test_read_manifest_rejects_duplicates_and_empty(tmp_path) -> None:
 # --------------------------------------------------------------------------- command line
 
 
-def run_stage(cwd: Path, source: str, manifest: Path) -> subprocess.CompletedProcess[str]:
+def run_stage(
+    cwd: Path, source: str, manifest: Path, *, url: str = "http://127.0.0.1:9/none.zip", retries: int = 5
+) -> subprocess.CompletedProcess[str]:
     (cwd / "params.yaml").write_text(
-        f"fetch:\n  url: http://127.0.0.1:9/none.zip\n  source: '{source}'\n  manifest: '{manifest}'\n"
+        f"fetch:\n  url: {url}\n  source: '{source}'\n  manifest: '{manifest}'\n  retries: {retries}\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(
@@ -353,3 +539,25 @@ def test_cli_success_prints_summary(tmp_path, manifest) -> None:
     assert proc.stdout.count("\n") == 1
     assert proc.stdout.startswith(f"fetch: {len(read_manifest(manifest))} files verified")
     assert (tmp_path / "data" / "raw" / "lol_dataset" / "our485" / "low" / "2.png").is_file()
+
+
+@pytest.mark.parametrize("where", ["unresolvable host", "closed port"])
+def test_cli_network_failure_is_one_true_line(tmp_path, manifest, where) -> None:
+    """The real resolver and a real closed port, through the command: exit 1, whole lines, one
+    `error:` line naming the URL and the cause, and no `.part` claimed where none exists."""
+    url = "http://nonexistent.invalid/x.zip" if where == "unresolvable host" else closed_port_url()
+    proc = run_stage(tmp_path, "", manifest, url=url, retries=1)
+    assert proc.returncode == 1
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {url}: ")
+    cause = (
+        "cannot resolve host nonexistent.invalid ("
+        if where == "unresolvable host"
+        else "connection refused by"
+    )
+    assert cause in errors[0] and errors[0].endswith("set fetch.source to a local lol_dataset folder or zip")
+    assert ".part" not in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "data" / "downloads" / "x.zip.part").exists()
+    for line in fetch_lines(proc.stderr):
+        if " failed: " in line:
+            assert re.fullmatch(rf"fetch: attempt 1/2 failed: {re.escape(cause)}.*; retrying in 0\.5 s", line)
