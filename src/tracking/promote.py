@@ -10,14 +10,17 @@ alias); otherwise it gets `challenger`. Aliases, not the deprecated registry sta
 so `models:/zero-dce@champion` always names the model to serve.
 
 Promoting the same run again finds its existing version instead of creating a
-duplicate, and writes nothing when nothing changed, so the DVC stage may rerun freely.
+duplicate, and writes nothing when nothing changed, so the DVC stage may rerun freely;
+two promotions of one run at the same moment also end with a single version.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -127,20 +130,32 @@ def _ensure_registered_model(client: MlflowClient, name: str) -> None:
     except MlflowException as err:
         if err.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
-        client.create_registered_model(
-            name, description="Zero-DCE low-light enhancement; aliases: champion (serve this), challenger"
-        )
+        try:
+            client.create_registered_model(
+                name, description="Zero-DCE low-light enhancement; aliases: champion (serve this), challenger"
+            )
+        except MlflowException as race:
+            if race.error_code != "RESOURCE_ALREADY_EXISTS":  # a promotion running alongside made it
+                raise
 
 
 def _version_for_run(client: MlflowClient, name: str, run: Run) -> tuple[ModelVersion, bool]:
-    """The run's existing version (the oldest, should there be several) or a new one."""
+    """The run's version (the oldest, should there be several) or a new one; True if this call made it.
+
+    Search-then-create races: two promotions of one run at the same moment both find no version
+    and both create one. So a creator looks again, and deletes its own version unless it is the
+    run's oldest. Whatever the interleaving exactly one survives, the oldest: its creator sees
+    nothing older and keeps it, nobody deletes another's version, and every newer version's
+    creator looks after creating it, so after the oldest exists, and deletes it. This needs
+    nothing but the registry, which every promoting process shares; a lock file would only
+    serialise processes on one machine, not two machines promoting against one tracking server.
+    """
     run_id = run.info.run_id
-    existing = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    existing = _run_versions(client, name, run_id)
     if existing:
-        version = min(existing, key=lambda v: int(v.version))
-        _set_tags_if_changed(client, name, version, version_tags(run))
-        return version, False
-    version = client.create_model_version(
+        _set_tags_if_changed(client, name, existing[0], version_tags(run))
+        return existing[0], False
+    created = client.create_model_version(
         name=name,
         source=_model_source(client, run),
         run_id=run_id,
@@ -148,7 +163,19 @@ def _version_for_run(client: MlflowClient, name: str, run: Run) -> tuple[ModelVe
         model_id=_logged_model_id(client, run),
         description=f"Zero-DCE trained in run {run_id}",
     )
-    return version, True
+    oldest = (_run_versions(client, name, run_id) or [created])[0]
+    if int(oldest.version) == int(created.version):
+        return created, True
+    # Another promotion of this run registered it first; ours is the duplicate.
+    client.delete_model_version(name, str(created.version))
+    _set_tags_if_changed(client, name, oldest, version_tags(run))
+    return oldest, False
+
+
+def _run_versions(client: MlflowClient, name: str, run_id: str) -> list[ModelVersion]:
+    """The run's versions of `name`, oldest first."""
+    found = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return sorted(found, key=lambda version: int(version.version))
 
 
 def _logged_model_id(client: MlflowClient, run: Run) -> str | None:
@@ -188,7 +215,7 @@ def _set_tags_if_changed(
     """Write only differing tags: a rerun with nothing new leaves the registry untouched."""
     for key, value in tags.items():
         if version.tags.get(key) != value:
-            client.set_model_version_tag(name, version.version, key, value)
+            _upsert(functools.partial(client.set_model_version_tag, name, version.version, key, value))
 
 
 def _alias_target(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -249,7 +276,7 @@ def _move_alias(client: MlflowClient, name: str, alias: str, version: str) -> bo
     changed = False
     current = _alias_target(client, name, alias)
     if current is None or str(current.version) != str(version):
-        client.set_registered_model_alias(name, alias, version)
+        _upsert(functools.partial(client.set_registered_model_alias, name, alias, version))
         changed = True
     if alias == CHAMPION:
         challenger = _alias_target(client, name, CHALLENGER)
@@ -257,6 +284,21 @@ def _move_alias(client: MlflowClient, name: str, alias: str, version: str) -> bo
             client.delete_registered_model_alias(name, CHALLENGER)
             changed = True
     return changed
+
+
+def _upsert(write: Callable[[], object]) -> None:
+    """Run an idempotent registry write (set an alias or a tag), once more if it fails.
+
+    The SQL store sets both by read-then-insert, so two promotions of one run writing the same
+    alias or tag at the same moment make one of them fail on the unique key; the second try
+    finds the row and updates it.
+    """
+    try:
+        write()
+    except MlflowException as err:
+        if err.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise
+        write()
 
 
 def write_result(path: Path, decision: Decision) -> None:

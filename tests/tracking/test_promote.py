@@ -5,9 +5,11 @@ new runs holding the same network with chosen scores. Each test uses its own reg
 name, so the tests share the store without sharing a registry history.
 """
 
+import contextlib
 import json
 import subprocess
 import sys
+import threading
 
 import mlflow
 import numpy as np
@@ -18,6 +20,7 @@ from src.errors import PipelineError
 from src.tracking import promote as promotion
 from tests.support.data import REPO_ROOT
 from tests.support.models import log_copy
+from tests.support.pipeline import use_store
 from tests.support.servers import free_port, running, server_env
 
 METRIC = "test_zero_dce_psnr"
@@ -154,3 +157,72 @@ def test_promotes_through_a_remote_tracking_server(tiny):
         assert done.stdout.strip().endswith("no champion yet -> champion")
         remote = mlflow.MlflowClient(tracking_uri=url)
         assert remote.get_model_version_by_alias(name, "champion").run_id == tiny.run_id
+
+
+def bare_run(folder, metrics: dict[str, float]) -> str:
+    """A finished run with a stand-in `model` artifact: registering only records where the model
+    is, so the race below needs no trained network (and no TensorFlow)."""
+    stand_in = folder / "stand-in" / "model"
+    stand_in.mkdir(parents=True)
+    (stand_in / "MLmodel").write_text("stand-in for a logged model\n")
+    mlflow.set_experiment("promote-race")
+    with mlflow.start_run() as run:
+        mlflow.log_metrics(metrics)
+        mlflow.log_artifacts(str(stand_in), artifact_path="model")
+    return run.info.run_id
+
+
+@pytest.mark.parametrize(
+    ("registered", "interleaving"),
+    [(False, "both create, then both look"), (True, "creates and looks overlap")],
+    ids=["first promotion of the model", "model already registered"],
+)
+def test_two_promotions_of_one_run_at_once_leave_one_version(tmp_path, monkeypatch, registered, interleaving):
+    """Two promotions (own clients, own threads, one sqlite store) both search before either
+    creates: the race that search-then-create loses every time. Exactly one version survives,
+    both report it, and only one says it created it; racing to create the registered model
+    itself is no error either."""
+    use_store(monkeypatch, tmp_path)
+    monkeypatch.chdir(tmp_path)  # MLflow puts ./mlruns beside the store
+    run_id = bare_run(tmp_path, {METRIC: 20.0})
+    name = "zd-race"
+    if registered:
+        mlflow.MlflowClient().create_registered_model(name)
+    together, aliasing = threading.Barrier(2, timeout=60), threading.Barrier(2, timeout=2)
+
+    class RacingClient(mlflow.MlflowClient):
+        def create_model_version(self, *args, **kwargs):
+            together.wait()  # both searched and found nothing
+            version = super().create_model_version(*args, **kwargs)
+            if interleaving == "both create, then both look":
+                together.wait()
+            return version
+
+        def set_registered_model_alias(self, *args, **kwargs):
+            # Both saw no champion: set it at the same moment too (the store's read-then-insert).
+            # Only if both get here; one that finds the alias already set does not.
+            with contextlib.suppress(threading.BrokenBarrierError):
+                aliasing.wait()
+            return super().set_registered_model_alias(*args, **kwargs)
+
+    decisions, errors = [], []
+
+    def promote() -> None:
+        try:
+            decisions.append(promotion.promote(run_id, cfg(name), client=RacingClient()))
+        except BaseException as err:  # reported from the test's own thread, below
+            errors.append(err)
+            together.abort()
+
+    threads = [threading.Thread(target=promote) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    versions = mlflow.MlflowClient().search_model_versions(f"name = '{name}'")
+    assert [(v.version, v.run_id) for v in versions] == [(versions[0].version, run_id)]
+    assert {d.version for d in decisions} == {str(versions[0].version)}
+    assert sorted(d.created for d in decisions) == [False, True]
+    aliases = dict(mlflow.MlflowClient().get_registered_model(name).aliases)
+    assert aliases == {"champion": int(versions[0].version)}
