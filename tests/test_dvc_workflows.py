@@ -97,6 +97,11 @@ def test_push_then_pull_into_a_fresh_clone_restores_the_data_bit_for_bit(project
     assert digests(clone / "data/raw/lol_dataset") == raw
     assert digests(clone / "data/split") == digests(project / "data/split")  # from git (cache: false)
     assert json.loads(dvc(clone, "status", "fetch", "split", "--json")) == {}
+    # What a teammate runs next: nothing is fetched or split again, the pulled files stay as they are.
+    pulled = (clone / "data/raw/lol_dataset").stat().st_mtime_ns
+    reran = dvc(clone, "repro", "split")
+    assert "Stage 'fetch' didn't change, skipping" in reran and "Stage 'split' didn't change" in reran, reran
+    assert (clone / "data/raw/lol_dataset").stat().st_mtime_ns == pulled
 
 
 def test_a_queued_sweep_runs_each_value_as_its_own_experiment(project):
