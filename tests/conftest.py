@@ -1,6 +1,8 @@
 """Fixtures shared across test folders. Plain helpers (fixture paths, tiny params, servers)
 live in tests/support/, imported by name."""
 
+import signal
+
 import mlflow.tracking._tracking_service.utils as tracking_service
 import pytest
 
@@ -13,6 +15,18 @@ def mlflow_resolves_the_store_afresh(monkeypatch):
     in every test: a `mlflow.set_tracking_uri` left behind by a library or an earlier test
     would otherwise win over the variable for the rest of the session."""
     monkeypatch.setattr(tracking_service, "_tracking_uri", None)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def ctrl_c_as_in_a_terminal():
+    """The stop tests press Ctrl-C as a user at a terminal would. A shell starts a background job
+    (`pytest … &`, nohup, some CI runners) with SIGINT ignored, and an ignored signal stays ignored
+    in this process and every command it starts (`src.signals` respects that on purpose), so
+    those tests would test nothing. Give SIGINT the disposition a terminal gives it; the commands
+    the tests start inherit SIG_DFL, as from a shell prompt."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture(scope="module")
