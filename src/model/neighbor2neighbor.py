@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-# Index (0..3, row-major in the 2×2 cell) → its two 4-neighbours in the cell.
-_NEIGHBOURS = tf.constant([[1, 2], [0, 3], [0, 3], [1, 2]], tf.int32)
+# Index (0..3, row-major in the 2×2 cell) → its two 4-neighbours in the cell. Plain Python: a
+# tensor made at import would start TensorFlow's runtime, after which a MultiWorkerMirroredStrategy
+# (train.strategy: multi_worker) can no longer be made.
+_NEIGHBOURS = ((1, 2), (0, 3), (0, 3), (1, 2))
 
 
 def _cells(images: tf.Tensor) -> tf.Tensor:
@@ -39,7 +41,7 @@ def neighbour_indices(shape: tf.Tensor, seed: tf.Tensor) -> tuple[tf.Tensor, tf.
     cell_shape = [shape[0], shape[1] // 2, shape[2] // 2]
     first = tf.random.stateless_uniform(cell_shape, seed, 0, 4, tf.int32)
     which = tf.random.stateless_uniform(cell_shape, seed + 1, 0, 2, tf.int32)
-    second = tf.gather(_NEIGHBOURS, first)  # [..., 2]
+    second = tf.gather(tf.constant(_NEIGHBOURS, tf.int32), first)  # [..., 2]
     second = tf.gather(second, which[..., None], batch_dims=3)[..., 0]
     return first, second
 
