@@ -167,7 +167,7 @@ class TrainConfig:
     grad_clip_norm: Annotated[Float, Field(ge=0)] = 0.1  # 0 turns clipping off
     precision: Precision = "float32"
     threads: Annotated[Int, Field(ge=0)] = 0  # 0: TensorFlow decides
-    strategy: Literal["default", "mirrored"] = "default"
+    strategy: Literal["default", "mirrored", "multi_worker"] = "default"  # multi_worker reads TF_CONFIG
     fused_loss: Bool = True
 
 

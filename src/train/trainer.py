@@ -3,6 +3,8 @@ the custom steps (curves, denoiser, validation) that the epoch loop in `src.trai
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -19,6 +21,7 @@ from src.model.networks import (
     precision_policy,
     validation_model,
 )
+from src.train.cluster import tf_config_task
 
 
 def make_strategy(name: str) -> tf.distribute.Strategy:
@@ -27,10 +30,22 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     `default` is TensorFlow's one-device placement (a GPU if there is one); `mirrored`
     replicates the model on every visible GPU (on a CPU-only machine: the CPU) and
     splits each batch between them, so the same params train on one or eight GPUs.
+    `multi_worker` does the same across hosts (`MultiWorkerMirroredStrategy`, every GPU of
+    every worker that `TF_CONFIG` names), all-reducing gradients between them.
     """
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        tf_config_task()  # a missing or malformed TF_CONFIG: one line, not TensorFlow's traceback
+        return _multi_worker_strategy()
     return tf.distribute.get_strategy()
+
+
+@functools.cache
+def _multi_worker_strategy() -> tf.distribute.Strategy:
+    # One per process: it configures the collective ops and starts this worker's gRPC server,
+    # which TensorFlow allows once, before its runtime starts. Later Trainers share it.
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 class Trainer:
@@ -82,7 +97,15 @@ class Trainer:
 
     def distribute(self, batches: tf.data.Dataset) -> tf.data.Dataset:
         """Global batches → per-replica shares (the dataset itself on one device)."""
-        return self.strategy.experimental_distribute_dataset(batches)
+        # Across workers, every worker builds the same seeded global batches (the same split,
+        # shuffle and crops: TrainingImages) and keeps its replicas' slice of each one (DATA
+        # sharding), so N workers take the step one device takes on that batch. Said outright:
+        # AUTO tries FILE sharding first (each worker its own files: other batches than one
+        # device's), and for these in-memory paths falls back to DATA with a warning. On one host
+        # there is nothing to shard.
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        return self.strategy.experimental_distribute_dataset(batches.with_options(options))
 
     @tf.function(reduce_retracing=True)
     def train_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
