@@ -96,6 +96,28 @@ def train_epoch(
     return EpochRun(rows, time.perf_counter() - started, input_wait)
 
 
+def check_workers_agree(
+    strategy: tf.distribute.Strategy, completed_epochs: int, fingerprint_value: str
+) -> None:
+    """Every worker resumes from its own checkpoints (`src.train.cluster.checkpoint_folder`) and
+    trains its share of the same batches: all must hold the same experiment (params and split)
+    at the same epoch, or their all-reduced steps would mix two trainings without a word."""
+    mine = tf.constant([[completed_epochs, int(fingerprint_value[:15], 16)]], tf.int64)
+    gather = tf.function(lambda: tf.distribute.get_replica_context().all_gather(mine, axis=0))
+    every = strategy.experimental_local_results(strategy.run(gather))[0].numpy()
+    if len({int(f) for f in every[:, 1]}) > 1:
+        raise PipelineError(
+            "train.strategy multi_worker: the workers differ in params.yaml or the split "
+            "(every host needs the same ones)"
+        )
+    epochs = sorted({int(e) for e in every[:, 0]})
+    if len(epochs) > 1:
+        raise PipelineError(
+            f"train.strategy multi_worker: the workers' checkpoints stand after different epochs "
+            f"({', '.join(map(str, epochs))}); delete the checkpoint folders on every host to start afresh"
+        )
+
+
 EpochCallback = Callable[[int, dict[str, float], bool], None]
 # (epoch, the model as it stands after that epoch, in float32): for logging sample images.
 PreviewCallback = Callable[[int, keras.Model], None]
@@ -124,6 +146,8 @@ def train(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     checkpoints = Checkpoints(checkpoint_dir, trainer)
     state = Checkpoints.load_state(checkpoint_dir, fingerprint_value)
+    if cfg.strategy == "multi_worker":
+        check_workers_agree(trainer.strategy, state.completed_epochs if state else 0, fingerprint_value)
     resumed = state is not None
     # Two phases: the curves for `epochs`, then the denoiser alone for `denoiser_epochs` on
     # the best epoch's (frozen) curves. Training it beside moving curves was tried first: it

@@ -183,6 +183,20 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
     return result, run_id
 
 
+def run_worker_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> TrainingResult:
+    """A non-chief worker's part of a multi-worker run (`src.train.cluster`): the same steps on its
+    share of every batch, and no MLflow run, model or reports, which are the chief's to write."""
+    train_rows = read_split(split_dir / "train.csv")
+    val_rows = read_split(split_dir / "val.csv")
+    return train(
+        params,
+        train_rows["low"].tolist(),
+        (val_rows["low"].tolist(), val_rows["high"].tolist()),
+        checkpoint_dir,
+        fingerprint(params, split_dir / "train.csv", split_dir / "val.csv"),
+    )
+
+
 def save_model(model: object, path: Path) -> None:
     """Save a `.keras` file atomically: a crash mid-save leaves the old file, not half a new one."""
     with atomic_path(path) as tmp:  # keeps the .keras suffix Keras insists on
