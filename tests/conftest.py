@@ -7,6 +7,7 @@ import mlflow.tracking._tracking_service.utils as tracking_service
 import pytest
 
 from tests.support.models import tiny_model_store
+from tests.support.postgres import postgres_or_skip
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +36,13 @@ def tiny(tmp_path_factory, request):
     training even a tiny model costs seconds and the modules only read it."""
     with tiny_model_store(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])) as model:
         yield model
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A PostgreSQL server on 127.0.0.1 for the whole run (the one pgserver ships), stopped at the
+    end; each use takes fresh databases of it. Where it cannot start, every test that asks for it
+    is skipped with the reason (tests/support/postgres.py)."""
+    with postgres_or_skip() as server:
+        yield server
+
