@@ -193,6 +193,9 @@ class TuneConfig:
     pruner: Literal["median", "none"] = "median"
     pruner_startup_trials: Annotated[Int, Field(ge=0)] = 4
     pruner_warmup_epochs: Annotated[Int, Field(ge=0)] = 2
+    # Stale-trial detection on database storages (src.tune.study.Heartbeat, whose defaults these are).
+    heartbeat_interval_s: Annotated[Int, Field(gt=0)] = 60
+    heartbeat_grace_s: Annotated[Int, Field(gt=0)] = 300
     learning_rate: Range = (3e-5, 1e-3)
     spatial_weight: Range = (0.3, 3.0)
     exposure_weight: Range = (3.0, 30.0)
@@ -247,6 +250,12 @@ class Params:
             (
                 crop % region == 0,
                 f"train.crop_size ({crop}) must be a multiple of loss.spatial_region ({region})",
+            ),
+            (
+                self.tune.heartbeat_grace_s > self.tune.heartbeat_interval_s,
+                f"tune.heartbeat_grace_s ({self.tune.heartbeat_grace_s}) must be longer than "
+                f"tune.heartbeat_interval_s ({self.tune.heartbeat_interval_s}): a live trial would "
+                "look dead between two beats",
             ),
         ]
         for ok, message in checks:

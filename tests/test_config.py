@@ -86,6 +86,13 @@ def test_flat_is_section_dot_key_with_tuples_for_ranges():
             130,
             r"train.crop_size \(130\) must be a multiple of 2 x model.denoiser_stride",
         ),
+        (
+            "tune",
+            "heartbeat_grace_s",
+            60,
+            r"^params: tune.heartbeat_grace_s \(60\) must be longer than tune.heartbeat_interval_s \(60\)",
+        ),
+        ("tune", "heartbeat_interval_s", 0, r"^params: tune.heartbeat_interval_s: must be > 0, got 0$"),
         ("evaluate", "tv_weights", [], r"evaluate.tv_weights: expected a non-empty list of numbers >= 0"),
         ("evaluate", "tv_weights", 0.1, r"evaluate.tv_weights: expected a non-empty list"),
         ("evaluate", "tv_weights", [0.0, -0.1], r"evaluate.tv_weights\[1\]: must be >= 0, got -0.1"),

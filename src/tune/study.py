@@ -35,6 +35,9 @@ class Heartbeat:
     worker's own `tell` would then be refused). Detecting a dead worker five minutes late costs
     about one trial's time. Retries are capped: a configuration that keeps killing its worker
     must not be retried forever.
+
+    params.yaml sets the two times (`tune.heartbeat_interval_s`, `tune.heartbeat_grace_s`); tests
+    use seconds, so that a killed worker's trial is retried within the test.
     """
 
     interval_s: int = 60
@@ -97,14 +100,15 @@ def load_or_create_study(
     cfg: TuneConfig,
     worker: int = 0,
     pruner: optuna.pruners.BasePruner | None = None,
-    heartbeat: Heartbeat = DEFAULT_HEARTBEAT,
+    heartbeat: Heartbeat | None = None,
 ) -> optuna.Study:
-    """The named study, created on first use.
+    """The named study, created on first use; `heartbeat` defaults to the one `cfg` sets.
 
     The sampler's seed mixes in the worker number and the trials already in the study:
     with a fixed seed, parallel workers, or a resumed study, would replay the same
     random draws and repeat trials that were already run.
     """
+    heartbeat = heartbeat or Heartbeat(cfg.heartbeat_interval_s, cfg.heartbeat_grace_s)
     try:
         storage = open_storage(cfg.storage, heartbeat)
         existing = 0
