@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
+import sqlalchemy.exc
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
@@ -49,6 +51,11 @@ DEFAULT_HEARTBEAT = Heartbeat()
 # SQLite's default busy timeout (5 s) is short for several workers plus their heartbeat threads
 # writing to one file; a heartbeat that fails on "database is locked" kills the heartbeat thread.
 SQLITE_BUSY_TIMEOUT_S = 60
+# Workers started at the same moment on a fresh database (the same command on two machines) both
+# create Optuna's tables, and the slower one's CREATE fails ("duplicate key value violates unique
+# constraint pg_type_typname_nsp_index" on PostgreSQL: 7 of 8 simultaneous starts here; optuna/optuna#1092).
+# Opening the storage again finds the tables the other worker made.
+SCHEMA_RACE_ATTEMPTS = 3
 
 
 def open_storage(url: str, heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> optuna.storages.BaseStorage:
@@ -85,6 +92,10 @@ def open_storage(url: str, heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> optuna.s
             return JournalStorage(backend)
         sqlite = url.startswith("sqlite")
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}} if sqlite else {}
+        for attempt in range(1, SCHEMA_RACE_ATTEMPTS):
+            with contextlib.suppress(sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **stale_kwargs)
+            time.sleep(0.5 * attempt)
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **stale_kwargs)
 
 
