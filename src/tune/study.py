@@ -5,8 +5,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import inspect
+import os
+import socket
 import time
 import warnings
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -117,7 +120,9 @@ def load_or_create_study(
 
     The sampler's seed mixes in the worker number and the trials already in the study:
     with a fixed seed, parallel workers, or a resumed study, would replay the same
-    random draws and repeat trials that were already run.
+    random draws and repeat trials that were already run. It mixes in this process too (host
+    and pid): invocations started at the same moment on other machines (or in another terminal)
+    find the same trials and number their workers from 0 as well, and replayed this one's draws.
     """
     heartbeat = heartbeat or Heartbeat(cfg.heartbeat_interval_s, cfg.heartbeat_grace_s)
     try:
@@ -130,11 +135,17 @@ def load_or_create_study(
             storage=storage,
             direction="maximize",
             load_if_exists=True,
-            sampler=optuna.samplers.TPESampler(seed=cfg.seed + 1000 * existing + worker),
+            sampler=optuna.samplers.TPESampler(seed=_sampler_seed(cfg.seed + 1000 * existing + worker)),
             pruner=pruner or make_pruner(cfg),
         )
     except (ValueError, ImportError, optuna.exceptions.StorageInternalError) as err:
         raise PipelineError(f"tune.storage {cfg.storage!r}: cannot open the study ({err})") from None
+
+
+def _sampler_seed(base: int) -> int:
+    """`base` made this process's own, in numpy's seed range."""
+    process = zlib.crc32(f"{socket.gethostname()}/{os.getpid()}".encode())
+    return (base ^ process) % 2**32
 
 
 def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
