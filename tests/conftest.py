@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.models import tiny_model_store
 from tests.support.postgres import postgres_or_skip
+from tests.support.servers import tracking_server as start_tracking_server
 
 
 @pytest.fixture(autouse=True)
@@ -46,3 +47,12 @@ def postgres():
     with postgres_or_skip() as server:
         yield server
 
+
+@pytest.fixture(scope="session")
+def tracking_server(postgres, tmp_path_factory):
+    """A team's `mlflow server`: its own PostgreSQL database as backend store, proxied artifacts in
+    a local folder. Shared by the run (it takes ~20 s to start); tests keep apart by experiment
+    and registered-model names."""
+    folder = tmp_path_factory.mktemp("tracking-server")
+    with start_tracking_server(postgres.create_database("mlflow"), folder) as server:
+        yield server

@@ -67,10 +67,13 @@ def train_and_evaluate(root: Path, tracking_uri: str) -> TinyModel:
 
 
 @contextlib.contextmanager
-def tiny_model_store(root: Path) -> Iterator[TinyModel]:
-    """A trained tiny model with the working directory in its folder (MLflow writes ./mlruns)."""
+def tiny_model_store(root: Path, tracking_uri: str | None = None) -> Iterator[TinyModel]:
+    """A trained tiny model with the working directory in its folder (MLflow writes ./mlruns),
+    in a sqlite store there, or in the store `tracking_uri` names (a tracking server)."""
     with pytest.MonkeyPatch.context() as patch:
-        uri = use_store(patch, root)
+        if tracking_uri:
+            patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+        uri = tracking_uri or use_store(patch, root)
         patch.chdir(root)
         yield train_and_evaluate(root, uri)
         while mlflow.active_run():

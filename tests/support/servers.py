@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -33,7 +34,12 @@ def server_env(**extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def running(
-    command: list[str], health_url: str, env: dict[str, str], log: Path, timeout_s: float = 90
+    command: list[str],
+    health_url: str,
+    env: dict[str, str],
+    log: Path,
+    timeout_s: float = 90,
+    cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen]:
     """Run `command` in its own process group until `health_url` answers 200; kill the group after.
 
@@ -42,13 +48,38 @@ def running(
     """
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
         _wait_until_up(proc, health_url, log, timeout_s)
         yield proc
     finally:
         _stop(proc)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrackingServer:
+    """A running `mlflow server`: what clients set MLFLOW_TRACKING_URI to, and what is behind it."""
+
+    url: str  # http://127.0.0.1:PORT
+    backend_store_uri: str  # where runs, models and aliases are kept
+    artifacts: Path  # --artifacts-destination: the server writes every artifact here (proxied)
+
+
+@contextlib.contextmanager
+def tracking_server(backend_store_uri: str, folder: Path) -> Iterator[TrackingServer]:
+    """`mlflow server` on `backend_store_uri` with proxied artifacts (`--serve-artifacts`, MLflow's
+    default) in `folder`/artifacts, as a team runs it; always stopped afterwards. Clients upload
+    and download artifacts through the server, so they need no access to that folder."""
+    port, artifacts = free_port(), folder / "artifacts"
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_store_uri]
+    command += ["--artifacts-destination", str(artifacts), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", "1"]
+    env = {k: v for k, v in server_env().items() if not k.startswith("MLFLOW_")}  # not a test's own store
+    url = f"http://127.0.0.1:{port}"
+    # Up in ~20 s on 2 busy cores, most of it MLflow creating its tables in a fresh database.
+    with running(command, f"{url}/health", env, folder / "server.log", timeout_s=180, cwd=folder):
+        yield TrackingServer(url, backend_store_uri, artifacts)
 
 
 def _wait_until_up(proc: subprocess.Popen, url: str, log: Path, timeout_s: float) -> None:
