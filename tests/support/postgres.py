@@ -172,7 +172,7 @@ def _start(binaries: Path, folder: Path, data: Path, account: dict[str, Any]) ->
     while time.monotonic() < deadline:
         if process.poll() is not None:
             text = log.read_text(errors="replace")
-            if "could not bind" in text or "Address already in use" in text:
+            if "Address already in use" in text:
                 log.write_text("")
                 return None
             raise PostgresUnavailable(f"postgres exited with {process.returncode}: {_last_lines(text)}")
