@@ -27,7 +27,7 @@ from src.errors import PipelineError, cli_entry
 from src.quiet_tensorflow import add_verbose_flag
 from src.tune.params_file import apply_to_params, best_params_document
 from src.tune.search import run_search
-from src.tune.study import load_or_create_study
+from src.tune.study import load_or_create_study, shown_storage
 from src.tune.workers import WorkerJob, run_worker, stop_when_orphaned
 
 DEFAULT_SPLIT_DIR = Path("data/split")
@@ -126,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         study = load_or_create_study(params.tune)
         if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):
             raise PipelineError(
-                f"study {params.tune.study_name!r} in {params.tune.storage}: no completed trial"
+                f"study {params.tune.study_name!r} in {shown_storage(params.tune.storage)}: "
+                "no completed trial"
             )
     else:
         default_best, default_plots = default_outputs(params.tune.study_name)

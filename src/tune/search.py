@@ -16,7 +16,7 @@ from src.config import Params, TuneConfig
 from src.errors import PipelineError
 from src.tune.params_file import exp_run_command, write_best_params
 from src.tune.plots import save_study_plots
-from src.tune.study import counted_trials, load_or_create_study, summarize
+from src.tune.study import counted_trials, load_or_create_study, shown_storage, summarize
 from src.tune.workers import WorkerJob, run_worker, spawn_workers
 
 
@@ -49,7 +49,7 @@ def run_search(
     # A dead attempt and its retry count once (see counted_trials), here and when workers stop.
     target = len(counted_trials(study.trials)) + cfg.n_trials
     print(
-        f"tune: study {cfg.study_name!r} in {cfg.storage}: {len(study.trials)} trials so far, "
+        f"tune: study {cfg.study_name!r} in {shown_storage(cfg.storage)}: {len(study.trials)} trials so far, "
         f"adding {cfg.n_trials} with {cfg.workers} worker(s)",
         file=sys.stderr,
     )
@@ -74,7 +74,7 @@ def run_search(
         signals.add_outcome(
             err,
             f"parent MLflow run {parent.info.run_id[:8]} marked KILLED; "
-            f"the study is saved in {cfg.storage}, run again to continue",
+            f"the study is saved in {shown_storage(cfg.storage)}, run again to continue",
         )
         raise
     except BaseException:
@@ -96,8 +96,9 @@ def _trials_and_results(
     """Within the parent run: the trials, then the best params, metrics and plots logged to it."""
     import mlflow
 
-    mlflow.log_params({f"tune.{k}": v for k, v in dataclasses.asdict(cfg).items()})
-    mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.storage": cfg.storage})
+    logged = {**dataclasses.asdict(cfg), "storage": shown_storage(cfg.storage)}
+    mlflow.log_params({f"tune.{k}": v for k, v in logged.items()})
+    mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.storage": shown_storage(cfg.storage)})
     # Progress on stderr when it is a terminal: redrawn bars in a log file or a test's captured
     # output are noise, and Optuna's per-trial log lines say the same there.
     show_progress = sys.stderr.isatty() if show_progress_bar is None else show_progress_bar

@@ -102,6 +102,18 @@ def open_storage(url: str, heartbeat: Heartbeat = DEFAULT_HEARTBEAT) -> optuna.s
         return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **stale_kwargs)
 
 
+def shown_storage(url: str) -> str:
+    """The storage as printed and logged: a database URL with its password masked
+    (`postgresql://user:***@host/db`), since lines and MLflow tags are read by the whole team.
+    A journal file's path is shown as it is."""
+    if "://" not in url:
+        return url
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        return url.split("://", 1)[0] + "://…"  # not parseable: show the dialect only
+
+
 def make_pruner(cfg: TuneConfig) -> optuna.pruners.BasePruner:
     if cfg.pruner == "none":
         return optuna.pruners.NopPruner()
@@ -139,7 +151,10 @@ def load_or_create_study(
             pruner=pruner or make_pruner(cfg),
         )
     except (ValueError, ImportError, optuna.exceptions.StorageInternalError) as err:
-        raise PipelineError(f"tune.storage {cfg.storage!r}: cannot open the study ({err})") from None
+        raise PipelineError(
+            f"tune.storage {shown_storage(cfg.storage)!r}: cannot open the study "
+            f"({str(err).replace(cfg.storage, shown_storage(cfg.storage))})"
+        ) from None
 
 
 def _sampler_seed(base: int) -> int:

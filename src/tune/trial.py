@@ -25,6 +25,7 @@ from src import signals
 from src.config import Params, TuneConfig, params_from_dict
 from src.data.split import read_split
 from src.train.loop import train
+from src.tune.study import shown_storage
 
 # Searched params: name as in params.yaml → (TuneConfig range field, log scale).
 SEARCH_SPACE: dict[str, tuple[str, bool]] = {
@@ -91,7 +92,7 @@ class Objective:
         try:  # from the run's start: a stop at any point closes it (else MLflow's atexit FINISHes it)
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             trial.set_user_attr("worker_pid", os.getpid())
-            mlflow.log_params(trial_params.flat())
+            mlflow.log_params({**trial_params.flat(), "tune.storage": shown_storage(cfg.storage)})
             mlflow.set_tags({"optuna.study": cfg.study_name, "optuna.trial": str(trial.number)})
             if retry_of is not None:
                 mlflow.set_tag(RETRY_OF_TAG, str(retry_of))

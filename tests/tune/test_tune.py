@@ -29,7 +29,7 @@ from src.tune.cli import default_outputs, main, parse_args
 from src.tune.params_file import apply_to_params
 from src.tune.progress import StudyProgress
 from src.tune.search import run_search
-from src.tune.study import Heartbeat, counted_trials, load_or_create_study
+from src.tune.study import Heartbeat, counted_trials, load_or_create_study, shown_storage
 from tests.support.pipeline import REPO, tiny_params_dict, tiny_split, use_store
 from tests.support.processes import Watched, gone
 
@@ -371,3 +371,10 @@ def test_ctrl_c_stops_the_parent_and_its_workers_within_seconds(project, target)
     assert parent.info.status == "KILLED" and parent.data.tags["failure_reason"] == "interrupted by SIGINT"
     children = child_runs(parent.info.run_id)
     assert [(r.info.status, r.data.tags["trial_state"]) for r in children] == [("KILLED", "interrupted")] * 2
+
+
+def test_a_storage_password_is_never_printed_or_logged():
+    url = "postgresql+psycopg2://optuna:s3cret@db.internal:5432/studies"
+    assert shown_storage(url) == "postgresql+psycopg2://optuna:***@db.internal:5432/studies"
+    assert shown_storage("sqlite:///optuna.db") == "sqlite:///optuna.db"
+    assert shown_storage("/shared/optuna-journal.log") == "/shared/optuna-journal.log"
