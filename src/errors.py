@@ -41,6 +41,7 @@ def cli_entry(main: Callable[..., T]) -> Callable[..., T]:
         _entered += 1
         try:
             with signals.stop_on_signals():
+                signals.stop_with_dvc()  # a stage whose `dvc repro` is killed stops too
                 return main(*args, **kwargs)
         except PipelineError as err:
             print(f"error: {err}", file=sys.stderr)

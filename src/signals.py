@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # A stop can arrive twice within moments (a scheduler signals every process of a job while the
@@ -92,6 +93,77 @@ def check() -> None:
     if _stop.signum is not None and not _stop.deferring:
         _stop.redeliver = False  # delivered here: a redelivery on its way is the same stop
         raise Interrupted(_stop.signum)
+
+
+# DVC sets this for every stage command it runs (to the stage's name), in the shell it starts.
+DVC_STAGE_ENV = "DVC_STAGE"
+DVC_POLL_S = 1.0  # how often a stage checks that the `dvc repro` running it is still there
+
+
+def stop_with_dvc(poll_s: float = DVC_POLL_S) -> int | None:
+    """Under `dvc repro`: stop as on SIGTERM once DVC itself is gone. Returns DVC's pid, if watched.
+
+    DVC passes no signal on to its stage: `kill <dvc pid>` (or a supervisor that signals only its
+    child) ends DVC at once and leaves the stage running as an orphan, which went on training and
+    then replaced `models/` with no `dvc.lock` to match. Ctrl-C and `timeout` signal the whole
+    process group and need none of this. Linux only (`/proc`); elsewhere nothing is watched.
+    """
+    stage = os.environ.get(DVC_STAGE_ENV)
+    dvc = _dvc_process(stage) if stage else None
+    if dvc is None:
+        return None
+
+    def watch() -> None:
+        while _alive(dvc):
+            time.sleep(poll_s)
+        print(f"stage {stage}: dvc (pid {dvc}) has exited; stopping as on SIGTERM", file=sys.stderr)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="dvc-watch", daemon=True).start()
+    return dvc
+
+
+def _dvc_process(stage: str, levels: int = 4) -> int | None:
+    """The nearest ancestor without this stage's DVC_STAGE: DVC, above the shell it started (which
+    either execs the command or waits for it, depending on the shell)."""
+    pid = os.getppid()
+    for _ in range(levels):
+        environ, parent = _proc_environ(pid), _proc_parent(pid)
+        if environ is None or parent is None:
+            return None
+        if environ.get(DVC_STAGE_ENV) != stage:
+            return pid
+        if parent <= 1:
+            return None
+        pid = parent
+    return None
+
+
+def _proc_environ(pid: int) -> dict[str, str] | None:
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
+    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
+
+
+def _proc_parent(pid: int) -> int | None:
+    """The parent's pid and nothing else from /proc/<pid>/stat (the name may hold spaces and ')')."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for its parent to collect its exit status."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def stop_requested() -> int | None:

@@ -9,9 +9,11 @@ dvc.lock records them; a good run still replaces the outputs and records them in
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,12 +22,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
 from tests.support.data import REPO_ROOT as REPO
 from tests.support.fetch import FIXTURE_ROOT, altered, fixture_files, write_manifest
 from tests.support.pipeline import tiny_params_dict
+from tests.support.processes import Watched, gone
 
 pytestmark = pytest.mark.slow
 VENV_BIN = Path(sys.executable).parent
@@ -205,6 +209,38 @@ def test_a_refused_train_keeps_the_model_and_starts_nothing(project, edits, expe
     assert not (project / ".checkpoints/train").exists(), "no checkpoint folder"
     assert elapsed < 60, f"took {elapsed:.0f} s to refuse"  # TensorFlow never loads: seconds
     assert ok(dvc(project, "status", "train", "--json")).strip() in ("{}", "")
+
+
+def test_a_training_stops_when_its_dvc_repro_is_killed(project):
+    """`kill <dvc pid>` ends DVC at once, and DVC passes no signal on to its stage: the training went
+    on as an orphan and then replaced the model with no dvc.lock to match. It stops within seconds
+    now (src.signals.stop_with_dvc), its MLflow run KILLED, the model and the lock untouched."""
+    kept = (project / "models", project / "reports/train")
+    before, lock, runs = digests(*kept), (project / "dvc.lock").read_text(), mlflow_runs(project)
+    with edited_params(project, train={"epochs": 200}):
+        repro = Watched(["dvc", "repro", "train"], cwd=project, env=env())
+        try:
+            repro.wait_for(r"epoch 1/200: loss ", timeout=300)
+            stage = repro.descendants()
+            repro.process.send_signal(signal.SIGTERM)  # DVC alone, as `kill` or a supervisor does
+            killed = time.monotonic()
+            assert repro.wait(timeout=30) != 0
+            assert gone(stage, timeout=30), "the training outlived its dvc repro"
+            stopped_in = time.monotonic() - killed
+        finally:
+            repro.kill()
+            for process in stage:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    process.kill()
+    err = "\n".join(repro.stderr)
+    assert "stage train: dvc (pid " in err and "has exited; stopping as on SIGTERM" in err, err[-2000:]
+    assert "Traceback" not in err
+    assert stopped_in < 20, f"took {stopped_in:.0f} s"
+    assert digests(*kept) == before and (project / "dvc.lock").read_text() == lock
+    with sqlite3.connect(project / "mlflow.db") as db:
+        assert db.execute("select count(*) from runs").fetchone()[0] == runs + 1
+        (status,) = db.execute("select status from runs order by start_time desc limit 1").fetchone()
+    assert status == "KILLED"
 
 
 def test_a_good_fetch_replaces_the_persistent_data_and_records_it(project, tmp_path):

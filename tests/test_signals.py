@@ -158,5 +158,6 @@ def test_sigterm_stops_a_training_within_seconds_and_the_rerun_resumes(tmp_path,
     assert any(line.startswith("resuming after epoch ") for line in second.stderr)
     resumed = mlflow.get_run(run.info.run_id)
     assert resumed.info.status == "FINISHED", "the rerun continues the same run to its end"
+    assert "failure_reason" not in resumed.data.tags, "a finished run shows no stale stop"
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_psnr")]
     assert steps == [1, 2, 3], "each epoch logged once, none lost at the stop"

@@ -3,6 +3,7 @@ the per-epoch model + optimizer checkpoints beside the best epoch's weights."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -105,3 +106,6 @@ class Checkpoints:
     def clear_folder(folder: Path) -> None:
         """Drop checkpoints once the outputs are safely written: the next run starts fresh."""
         shutil.rmtree(folder, ignore_errors=True)
+        if folder.parent.name == ".checkpoints":  # the stages' own folder, once no stage has any left
+            with contextlib.suppress(OSError):  # not empty: another stage's (or worker's) are there
+                folder.parent.rmdir()

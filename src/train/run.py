@@ -123,8 +123,10 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
         # System metrics (CPU, memory, GPU if any, sampled every 10 s) sit beside the loss
         # curves: a slow epoch is then visibly the machine's or the model's.
         if resumed and state.run_id:
-            mlflow.start_run(run_id=state.run_id, log_system_metrics=True)
+            run = mlflow.start_run(run_id=state.run_id, log_system_metrics=True)
             mlflow.set_tag("resumed_at_epoch", str(state.completed_epochs))
+            if "failure_reason" in run.data.tags:  # the stop that ended the last attempt; this one goes on
+                mlflow.MlflowClient().delete_tag(run.info.run_id, "failure_reason")
         else:
             run = mlflow.start_run(run_name=run_name(params, tags["git_commit"]), log_system_metrics=True)
             state.run_id = run.info.run_id
