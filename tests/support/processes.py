@@ -60,11 +60,12 @@ class Watched:
                 self._changed.notify_all()
 
     def wait_for(self, pattern: str, count: int = 1, timeout: float = 180.0) -> None:
-        """Until `count` pieces of stderr match `pattern` (re.search); fails on timeout or exit."""
+        """Until `pattern` occurs `count` times in stderr's pieces (re.findall: two processes'
+        output can share one piece); fails on timeout or exit."""
         regex = re.compile(pattern)
         deadline = time.monotonic() + timeout
         with self._changed:
-            while sum(bool(regex.search(piece)) for piece in self.segments) < count:
+            while sum(len(regex.findall(piece)) for piece in self.segments) < count:
                 if self.process.poll() is not None or time.monotonic() > deadline:
                     raise AssertionError(
                         f"no {count} line(s) matching {pattern!r} (exit {self.process.poll()}):\n"

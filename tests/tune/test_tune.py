@@ -330,7 +330,8 @@ def test_ctrl_c_stops_the_parent_and_its_workers_within_seconds(project, target)
     tune = Watched(["src.tune", *flags.split()], cwd=project)
     workers = []
     try:
-        tune.wait_for(r"^epoch 1/51: loss ", count=2, timeout=300)  # both workers mid-trial
+        # Unanchored: the other worker's progress bar can share the piece of the pipe this line is in.
+        tune.wait_for(r"epoch 1/51: loss ", count=2, timeout=300)  # both workers mid-trial
         workers = tune.descendants()
         assert len(workers) == 2
         signalled = time.monotonic()
@@ -351,13 +352,12 @@ def test_ctrl_c_stops_the_parent_and_its_workers_within_seconds(project, target)
     assert stopped_in < 10
     err = "\n".join(tune.stderr)
     assert "Traceback" not in err and "failed with parameters" not in err
-    worker_lines = sorted(piece for piece in tune.segments if piece.startswith("tune worker "))
-    assert len(worker_lines) == 2
-    for worker, line in enumerate(worker_lines):
-        assert re.fullmatch(
-            rf"tune worker {worker}: interrupted \(SIGINT\); trial \d marked FAIL, its MLflow run KILLED",
-            line,
-        )
+    # Found anywhere in a piece, not only at its start: the other worker's bar may precede it there.
+    stop = re.compile(
+        r"tune worker (\d): interrupted \(SIGINT\); "
+        r"trial \d marked FAIL, its MLflow run KILLED"
+    )
+    assert sorted(m for piece in tune.segments for m in stop.findall(piece)) == ["0", "1"], err[-3000:]
     assert re.fullmatch(
         r"interrupted \(SIGINT\); 2 worker\(s\) stopped in \d+\.\d s; parent MLflow run \w{8} marked KILLED; "
         r"the study is saved in sqlite:///.*, run again to continue",
