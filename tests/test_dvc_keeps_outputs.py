@@ -9,7 +9,6 @@ dvc.lock records them; a good run still replaces the outputs and records them in
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import shutil
@@ -22,7 +21,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psutil
 import pytest
 import yaml
 
@@ -219,6 +217,7 @@ def test_a_training_stops_when_its_dvc_repro_is_killed(project):
     before, lock, runs = digests(*kept), (project / "dvc.lock").read_text(), mlflow_runs(project)
     with edited_params(project, train={"epochs": 200}):
         repro = Watched(["dvc", "repro", "train"], cwd=project, env=env())
+        stage = []
         try:
             repro.wait_for(r"epoch 1/200: loss ", timeout=300)
             stage = repro.descendants()
@@ -228,10 +227,7 @@ def test_a_training_stops_when_its_dvc_repro_is_killed(project):
             assert gone(stage, timeout=30), "the training outlived its dvc repro"
             stopped_in = time.monotonic() - killed
         finally:
-            repro.kill()
-            for process in stage:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    process.kill()
+            repro.kill(also=stage)
     err = "\n".join(repro.stderr)
     assert "stage train: dvc (pid " in err and "has exited; stopping as on SIGTERM" in err, err[-2000:]
     assert "Traceback" not in err

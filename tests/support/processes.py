@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import psutil
@@ -83,12 +84,13 @@ class Watched:
             reader.join(timeout=10)
         return code
 
-    def kill(self) -> None:
-        """Leave nothing behind, whatever the test did: the process and all it started."""
+    def kill(self, also: Sequence[psutil.Process] = ()) -> None:
+        """Leave nothing behind, whatever the test did: the process and all it started, and `also`
+        (children seen earlier, which outlive it reparented and so are no longer its descendants)."""
         try:
-            others = self.descendants()
+            others = [*self.descendants(), *also]
         except psutil.NoSuchProcess:
-            others = []
+            others = list(also)
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
         for process in others:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import re
@@ -16,7 +15,6 @@ from types import SimpleNamespace
 
 import mlflow
 import optuna
-import psutil
 import pytest
 import yaml
 
@@ -343,10 +341,7 @@ def test_ctrl_c_stops_the_parent_and_its_workers_within_seconds(project, target)
         assert gone(workers, timeout=5)
         stopped_in = time.monotonic() - signalled
     finally:
-        tune.kill()
-        for worker in workers:
-            with contextlib.suppress(psutil.NoSuchProcess):
-                worker.kill()
+        tune.kill(also=workers)
     print(f"\nSIGINT to the {target}: exit {code} in {stopped_in:.1f} s; lines:", *tune.stderr[-3:], sep="\n")
     assert code == 130, "\n".join(tune.stderr[-40:])
     assert stopped_in < 10
