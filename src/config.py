@@ -135,9 +135,6 @@ class ModelConfig:
     iterations: Annotated[Int, Field(gt=0)] = 8
     filters: Annotated[Int, Field(gt=0)] = 32
     scale_factor: Annotated[Int, Field(gt=0)] = 12
-    denoiser: Literal["none", "n2n"] = "n2n"
-    denoiser_filters: Annotated[Int, Field(gt=0)] = 24
-    denoiser_stride: Annotated[Int, Field(ge=1, le=3)] = 2
     exposure_gate: Bool = True
     gate_band: UnitRange = (0.12, 0.30)  # [low, high] mean brightness
 
@@ -151,7 +148,6 @@ class LossConfig:
     exposure_level: Annotated[Float, Field(gt=0, lt=1)] = 0.5
     exposure_patch: Annotated[Int, Field(gt=0)] = 16
     spatial_region: Annotated[Int, Field(gt=0)] = 4
-    n2n_gamma: Annotated[Float, Field(ge=0)] = 2.0
 
 
 @_section
@@ -161,14 +157,21 @@ class TrainConfig:
     batch_size: Annotated[Int, Field(gt=0)] = 16
     crop_size: Annotated[Int, Field(gt=0)] = 128
     learning_rate: Annotated[Float, Field(gt=0)] = 3e-4
-    denoiser_learning_rate: Annotated[Float, Field(gt=0)] = 1e-3
     val_images: Annotated[Int, Field(ge=0)] = 25  # 0: all val pairs
-    denoiser_epochs: Annotated[Int, Field(ge=0)] = 20
     grad_clip_norm: Annotated[Float, Field(ge=0)] = 0.1  # 0 turns clipping off
     precision: Precision = "float32"
     threads: Annotated[Int, Field(ge=0)] = 0  # 0: TensorFlow decides
     strategy: Literal["default", "mirrored", "multi_worker"] = "default"  # multi_worker reads TF_CONFIG
     fused_loss: Bool = True
+
+
+@_section
+class DenoiserConfig:
+    kind: Literal["tv", "none"] = "tv"
+    luma_weights: Grid = (0.03, 0.045, 0.06)
+    chroma_weights: Grid = (0.1, 0.15, 0.25)
+    gain_powers: Grid = (0.5, 1.0, 1.5)
+    fit_images: Annotated[Int, Field(ge=0)] = 25  # 0 uses every val pair
 
 
 @_section
@@ -202,8 +205,6 @@ class TuneConfig:
     color_weight: Range = (1.5, 15.0)
     smoothness_weight: Range = (20.0, 2000.0)
     exposure_level: UnitRange = (0.4, 0.7)  # searched values must stay valid loss.exposure_level
-    denoiser_learning_rate: Range = (1e-4, 1e-3)
-    n2n_gamma: Range = (0.5, 4.0)
 
 
 @_section
@@ -227,6 +228,7 @@ class Params:
     model: ModelConfig
     loss: LossConfig
     train: TrainConfig
+    denoiser: DenoiserConfig
     evaluate: EvaluateConfig
     tune: TuneConfig
     promote: PromoteConfig
@@ -235,14 +237,9 @@ class Params:
     @model_validator(mode="after")
     def _sections_agree(self) -> Params:
         """Rules across sections (each field's own bounds are checked by its type)."""
-        crop, stride = self.train.crop_size, self.model.denoiser_stride
+        crop = self.train.crop_size
         patch, region = self.loss.exposure_patch, self.loss.spatial_region
         checks = [
-            (
-                crop % (2 * stride) == 0,
-                f"train.crop_size ({crop}) must be a multiple of 2 x model.denoiser_stride ({stride}):"
-                " the denoiser loss pairs cells",
-            ),
             (
                 crop >= patch,
                 f"train.crop_size ({crop}) must be at least loss.exposure_patch ({patch})",

@@ -107,3 +107,14 @@ def _images_exist(paths: Iterable[str], listed_in: Path) -> None:
         raise PipelineError(
             f"{listed_in}: lists {missing[0]}, which does not exist{more}; {MISSING_DATA_HINT}"
         )
+
+
+def check_denoiser_fit(params: Params, split_dir: Path, params_file: Path | str = "params.yaml") -> None:
+    """What the train_denoiser stage needs: the val split as `split.val` made it, enough pairs
+    for `denoiser.fit_images`, and each of them on disk."""
+    where = str(params_file)
+    val = _split(split_dir, "val", params.split.val, where)
+    fit = params.denoiser.fit_images
+    _at_most_pairs(where, "denoiser.fit_images", fit, len(val), split_dir / "val.csv")
+    pairs = val.head(fit) if fit else val
+    image_sizes([*pairs["low"], *pairs["high"]], split_dir / "val.csv")

@@ -24,6 +24,7 @@ def headline_metrics(summary: dict) -> dict[str, dict]:
     for method, values in summary["normal_light"].items():
         methods.setdefault(method, {})["normal_light"] = {"psnr_vs_input": values["psnr_vs_input"]}
     methods["zero_dce"]["inference_ms_600x400"] = summary["inference_ms_600x400"]
+    methods["curves_tv"]["tv_ms_600x400"] = summary["tv_ms_600x400"]
     return methods
 
 
@@ -44,7 +45,8 @@ def evaluation_note(summary: dict) -> str:
         lines.append(f"- {scope}: {cells}")
     lines.append(
         f"- normal-light input: {summary['normal_light']['zero_dce']['psnr_vs_input']:.1f} dB against "
-        f"the input; {summary['inference_ms_600x400']} ms per 600x400 image"
+        f"the input; {summary['inference_ms_600x400']} ms per 600x400 image "
+        f"(skimage TV: {summary['tv_ms_600x400']} ms)"
     )
     return "\n".join(lines)
 
@@ -52,7 +54,8 @@ def evaluation_note(summary: dict) -> str:
 @cli_entry
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--model", type=Path, required=True, help="the shipped model")
+    parser.add_argument("--curves", type=Path, required=True, help="the same model without its denoiser")
     parser.add_argument("--split", type=Path, required=True)
     parser.add_argument("--run-file", type=Path, required=True)
     parser.add_argument("--per-image", type=Path, required=True, help="per-image CSV")
@@ -81,6 +84,7 @@ def main() -> None:
     model = load_keras_model(args.model)
     per_image, summary = evaluate(
         model,
+        load_keras_model(args.curves),
         read_split(args.split / "test.csv"),
         read_split(args.split / "train.csv"),
         read_split(args.split / "val.csv"),
@@ -107,7 +111,7 @@ def main() -> None:
             f"normal light, {method}: {v['psnr_vs_input']:.2f} dB vs input, brightness "
             f"{v['brightness_in']:.3f} -> {v['brightness']:.3f}, {v['clipped_pct']:.2f}% clipped"
         )
-    print(f"{summary['inference_ms_600x400']} ms per 600x400 image")
+    print(f"{summary['inference_ms_600x400']} ms per 600x400 image; skimage TV {summary['tv_ms_600x400']} ms")
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ def _save(fig: plt.Figure, path: Path, dpi: int = 110) -> Path:
 
 def loss_curves(history: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Train vs validation per epoch, one PNG per loss term and for the total (5 graphs),
-    plus the denoiser's training loss and validation PSNR/SSIM; the best epoch (by the
+    plus validation PSNR/SSIM; the best epoch (by the
     validation score, as training picks it) is marked on each."""
     key = "val_score" if "val_score" in history else "val_psnr"
     best_epoch = int(history.loc[history[key].idxmax(), "epoch"])
@@ -54,16 +54,6 @@ def loss_curves(history: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.legend()
         ax.grid(alpha=0.3)
         paths.append(_save(fig, out_dir / f"loss_{name}.png"))
-
-    if "train_n2n_rec" in history:
-        fig, ax = plt.subplots(figsize=(5.5, 3.5))
-        ax.plot(history["epoch"], history["train_n2n_rec"], marker=".", label="reconstruction")
-        ax.plot(history["epoch"], history["train_n2n_reg"], marker=".", label="regulariser")
-        ax.axvline(best_epoch, color="grey", linestyle=":", label=f"best epoch ({best_epoch})")
-        ax.set(title="denoiser loss (Neighbor2Neighbor, train)", xlabel="epoch", ylabel="loss", yscale="log")
-        ax.legend()
-        ax.grid(alpha=0.3)
-        paths.append(_save(fig, out_dir / "loss_denoiser.png"))
 
     fig, psnr_ax = plt.subplots(figsize=(5.5, 3.5))
     psnr_ax.plot(history["epoch"], history["val_psnr"], marker=".", color="C0")

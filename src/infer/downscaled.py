@@ -31,12 +31,11 @@ from src.infer.fast_path import PARITY_TOLERANCE, Enhancer
 from src.infer.fast_path import _fused_curves as fused_curves  # the same XLA kernel as the whole pass
 from src.infer.resampling import Box, ReadRows, box_filter, upsample_window
 from src.infer.tiling import DEFAULT_TILE, Window, enhance_tiled, run_tiles
+from src.model.denoise import tv_function
 from src.model.networks import (
     CURVE_NET,
     CURVE_RADIUS,
-    DENOISER,
     build_curve_net_pp,
-    build_denoiser,
     finish,
     gate_layer,
     precision_policy,
@@ -58,12 +57,8 @@ class DownscaledCurves:
         model = enhancer.model
         with precision_policy(enhancer.precision):  # the same layers as the fast path builds
             estimator = build_curve_net_pp(arch.filters)
-            denoiser = (
-                build_denoiser(arch.denoiser_filters, arch.denoiser_stride) if arch.denoiser_filters else None
-            )
         estimator.set_weights(model.get_layer(CURVE_NET).get_weights())
-        if denoiser is not None:
-            denoiser.set_weights(model.get_layer(DENOISER).get_weights())
+        denoiser = tv_function(arch.denoiser) if arch.denoiser is not None else None
         gate = gate_layer(arch.gate_band) if arch.gate_band is not None else None
         self.scale, iterations = arch.scale_factor, arch.iterations
         image_spec = tf.TensorSpec([None, None, None, 3], tf.float32)

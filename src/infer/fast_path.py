@@ -22,13 +22,12 @@ import tensorflow as tf
 
 from src.config import PRECISIONS
 from src.errors import PipelineError
+from src.model.denoise import DENOISER, strengths_of, tv_function
 from src.model.networks import (
     CURVE_NET,
-    DENOISER,
     EXPOSURE_GATE,
     build_curve_net_pp,
     build_dce_net,
-    build_denoiser,
     finish,
     gate_layer,
     gate_strength,
@@ -47,8 +46,7 @@ class Architecture:
     iterations: int
     filters: int
     scale_factor: int
-    denoiser_filters: int = 0  # 0: no denoiser
-    denoiser_stride: int = 1
+    denoiser: tuple[float, float, float] | None = None  # its strengths; None: no denoiser
     gate_band: tuple[float, float] | None = None  # None: no exposure gate
 
 
@@ -73,10 +71,7 @@ def architecture_of(model: keras.Model) -> Architecture:
     denoiser = _optional_layer(model, DENOISER)
     gate = _optional_layer(model, EXPOSURE_GATE)
     extras = {
-        "denoiser_filters": denoiser.get_layer("dn_conv1").filters if denoiser is not None else 0,
-        "denoiser_stride": int(denoiser.get_layer("dn_noise").dilation_rate[0])
-        if denoiser is not None
-        else 1,
+        "denoiser": strengths_of(denoiser) if denoiser is not None else None,
         "gate_band": gate_band_of(gate) if gate is not None else None,
     }
     try:
@@ -145,12 +140,8 @@ class Enhancer:
             else:
                 estimator = build_curve_net_pp(arch.filters)
                 source = model.get_layer(CURVE_NET)
-            denoiser = (
-                build_denoiser(arch.denoiser_filters, arch.denoiser_stride) if arch.denoiser_filters else None
-            )
         estimator.set_weights(source.get_weights())
-        if denoiser is not None:
-            denoiser.set_weights(model.get_layer(DENOISER).get_weights())
+        denoiser = tv_function(arch.denoiser) if arch.denoiser is not None else None
         self._gate = gate_layer(arch.gate_band) if arch.gate_band is not None else None
         gate, iterations, scale = self._gate, arch.iterations, arch.scale_factor
 
@@ -202,8 +193,7 @@ class Enhancer:
     def receptive_radius(self) -> int:
         """How far (px) an output pixel's inputs reach: the curve net's 7, plus the denoiser's."""
         arch = self.architecture
-        has_denoiser = arch is not None and bool(arch.denoiser_filters)
-        return receptive_radius(arch.denoiser_stride if has_denoiser else None)
+        return receptive_radius(arch is not None and arch.denoiser is not None)
 
     def forward(self, images: tf.Tensor) -> tf.Tensor:
         """A batch [N, H, W, 3] of float32 images in [0, 1] → enhanced batch."""

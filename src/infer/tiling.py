@@ -2,7 +2,7 @@
 
 DCE-Net is seven 3×3 convolutions deep, so each curve depends only on input pixels
 at most 7 away; the curves are applied pixel by pixel, and the denoiser after them
-reaches 10 px × its stride further (27 in all by default). A tile that carries at
+reaches one pixel further per TV iteration (28 in all). A tile that carries at
 least that much real context around the part it keeps therefore produces exactly
 what a whole-image pass would — the image border sees the same zero padding either
 way — while memory grows with the tile, not the photo. The exposure gate's strength
@@ -21,11 +21,11 @@ import numpy as np
 
 DEFAULT_TILE = 512
 DEFAULT_MARGIN = 32
-# The curve net's 7 px (src.model.networks.CURVE_RADIUS), then the default denoiser's dilated
-# ones (10 px × its stride 2, src.model.networks.denoiser_radius; a test keeps the two in step
-# without importing TensorFlow here). src.infer.enhance checks the margin against the loaded
+# The curve net's 7 px (src.model.networks.CURVE_RADIUS), then the denoiser's 21 (one per TV
+# iteration, src.model.denoise.DENOISER_RADIUS; a test keeps the two in step without importing
+# TensorFlow here). src.infer.enhance checks the margin against the loaded
 # model's own radius as well.
-RECEPTIVE_RADIUS = 27
+RECEPTIVE_RADIUS = 28
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ custom resize layer (Keras' own resize needs sizes known when the graph is built
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Literal
 
@@ -24,16 +24,15 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from src.model.denoise import DENOISER_RADIUS, keras_denoiser
+
+# (curves' output, original image) → denoised output: `src.model.denoise`.
+Denoise = Callable[[keras.KerasTensor, keras.KerasTensor], keras.KerasTensor]
+
 Variant = Literal["zero_dce", "zero_dce_pp"]
 VARIANTS: tuple[str, ...] = ("zero_dce", "zero_dce_pp")
 CURVE_NET = "curve_net"  # the Zero-DCE++ curve estimator, a nested model shared by both graphs
-DENOISER = "denoiser"  # the zero-reference denoiser, a nested model (see build_denoiser)
 EXPOSURE_GATE = "exposure_gate"  # the layer holding the gate's band (see gate_strength)
-DENOISERS: tuple[str, ...] = ("none", "n2n")
-# Dilations of the denoiser's 3×3 convolutions: a receptive radius of 1+2+4+2+1 = 10 px reaches
-# the blotchy (low-frequency) part of sensor noise at 1/3 the cost of Zero-DCE's trunk.
-DENOISER_DILATIONS = (1, 2, 4, 2)
-DENOISER_RADIUS = sum(DENOISER_DILATIONS) + 1
 
 
 @contextmanager
@@ -130,47 +129,13 @@ def build_dce_net(iterations: int = 8, filters: int = 32, variant: Variant = "ze
     return keras.Model(image, [enhanced, per_iteration], name="dce_net_pp")
 
 
-def build_denoiser(filters: int = 24, stride: int = 1) -> keras.Model:
-    """[enhanced, original] → enhanced minus its predicted noise.
-
-    The input is conditioned on the original low-light image too: with both, the net
-    sees how much each pixel was amplified, and amplified noise is what it must remove.
-    The last convolution starts at zero, so an untrained denoiser is the identity.
-
-    `stride` multiplies every dilation. LOL's noise is correlated between neighbouring
-    pixels (correlation ~0.5 at 1 px, ~0.2 at 2 px, ~0 at 4 px, measured on train
-    images), which a pixel-pair loss would learn to keep; so the net is trained on the
-    image's stride-`stride` sub-images (pixel-shuffle downsampling, `src.model.neighbor2neighbor`),
-    whose neighbours are `stride` px apart. Convolutions dilated by `stride` on the whole
-    image compute exactly that net on every sub-image at once: the same weights, no
-    reshuffling, still translation-equivariant and hence exact in tiles.
-    """
-    enhanced = keras.Input(shape=(None, None, 3), name="enhanced", dtype="float32")
-    original = keras.Input(shape=(None, None, 3), name="original", dtype="float32")
-    x = layers.Concatenate(name="with_original")([enhanced, original])
-    for i, dilation in enumerate(DENOISER_DILATIONS, start=1):
-        x = layers.Conv2D(
-            filters, 3, padding="same", dilation_rate=dilation * stride, activation="relu", name=f"dn_conv{i}"
-        )(x)
-    noise = layers.Conv2D(
-        3, 3, padding="same", dilation_rate=stride, kernel_initializer="zeros", name="dn_noise"
-    )(x)
-    return keras.Model([enhanced, original], enhanced - ops.cast(noise, "float32"), name=DENOISER)
-
-
-def denoiser_radius(stride: int) -> int:
-    """How far (px) the deployed denoiser reaches: every dilation times the stride."""
-    return DENOISER_RADIUS * stride
-
-
 # The curve net's seven stacked 3×3 convolutions; the curves themselves act pixel by pixel.
 CURVE_RADIUS = 7
 
 
-def receptive_radius(denoiser_stride: int | None) -> int:
-    """How far (px) an output pixel's inputs reach: the curve net's, plus the denoiser's
-    when there is one (None: the curves alone)."""
-    return CURVE_RADIUS + (denoiser_radius(denoiser_stride) if denoiser_stride else 0)
+def receptive_radius(denoised: bool) -> int:
+    """How far (px) an output pixel's inputs reach: the curve net's, plus the denoiser's."""
+    return CURVE_RADIUS + (DENOISER_RADIUS if denoised else 0)
 
 
 def gate_layer(band: tuple[float, float]) -> layers.Dense:
@@ -202,7 +167,7 @@ def finish(
     image: keras.KerasTensor,
     enhanced: keras.KerasTensor,
     gate: layers.Dense | None,
-    denoiser: keras.Model | None,
+    denoiser: Denoise | None,
     strength: keras.KerasTensor | None = None,
 ) -> keras.KerasTensor:
     """Gate, then denoise, the curves' output: what every deployed graph does after the curves.
@@ -216,7 +181,7 @@ def finish(
         return enhanced
     out = enhanced if s is None else image + s * (enhanced - image)
     if denoiser is not None:
-        denoised = denoiser([out, image])
+        denoised = denoiser(out, image)
         out = denoised if s is None else out + s * (denoised - out)
     return ops.clip(out, 0.0, 1.0)
 
@@ -268,18 +233,20 @@ def _deployed(training_model: keras.Model, scale_factor: int) -> tuple[keras.Ker
 def inference_model(
     training_model: keras.Model,
     scale_factor: int = 1,
-    denoiser: keras.Model | None = None,
+    denoiser: layers.Dense | None = None,
     gate_band: tuple[float, float] | None = None,
 ) -> keras.Model:
     """The same weights with one output, the finished image: what is saved and served.
 
     With a `gate_band` the curves (and the denoiser) are scaled by the exposure gate;
-    without one the graph is the plain Zero-DCE of the paper.
+    without one the graph is the plain Zero-DCE of the paper. `denoiser` is the layer of
+    `src.model.denoise.denoiser_layer` holding the denoiser's strengths.
     """
     image, enhanced, _ = _deployed(training_model, scale_factor)
     gate = gate_layer(gate_band) if gate_band is not None else None
     name = "zero_dce_pp" if training_model.name == "dce_net_pp" else "zero_dce"
-    return keras.Model(image, finish(image, enhanced, gate, denoiser), name=name)
+    denoise = keras_denoiser(denoiser) if denoiser is not None else None
+    return keras.Model(image, finish(image, enhanced, gate, denoise), name=name)
 
 
 def validation_model(training_model: keras.Model, scale_factor: int = 1) -> keras.Model:

@@ -179,12 +179,12 @@ def _run_versions(client: MlflowClient, name: str, run_id: str) -> list[ModelVer
 
 
 def _logged_model_id(client: MlflowClient, run: Run) -> str | None:
-    """The MLflow 3 logged model the train stage created (named `model`), if the run has one."""
+    """The MLflow 3 logged model the train_denoiser stage created (named `model`), if the run has
+    one; the latest where that stage ran more than once on the run (other denoiser params)."""
     outputs = getattr(run, "outputs", None)
-    for output in getattr(outputs, "model_outputs", None) or []:
-        if client.get_logged_model(output.model_id).name == MODEL_ARTIFACT:
-            return output.model_id
-    return None
+    logged = [client.get_logged_model(o.model_id) for o in getattr(outputs, "model_outputs", None) or []]
+    named = [model for model in logged if model.name == MODEL_ARTIFACT]
+    return max(named, key=lambda model: model.creation_timestamp).model_id if named else None
 
 
 def _model_source(client: MlflowClient, run: Run) -> str:

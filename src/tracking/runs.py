@@ -87,11 +87,13 @@ def log_to_run(
     artifacts: list[Path] | None = None,
     artifact_dir: str | None = None,
     note: str | None = None,
+    model: object | None = None,
 ) -> str:
     """Add later stages' results (evaluation, plots) to the training run they describe,
     so one run in `mlflow ui` holds the whole story of a model. `note` (markdown) becomes a
     section of the run's description, replacing an earlier section with the same heading,
-    so a rerun of the stage does not repeat it."""
+    so a rerun of the stage does not repeat it. `model` is logged as the run's model
+    (`log_keras_model`): the train_denoiser stage adds the finished one."""
     run_id = read_run_id(run_file)
     configure(cfg)
     try:
@@ -110,6 +112,8 @@ def log_to_run(
         if note:
             description = client.get_run(run_id).data.tags.get(NOTE_TAG, "")
             mlflow.set_tag(NOTE_TAG, with_section(description, note))
+        if model is not None:
+            log_keras_model(model)
     return run_id
 
 

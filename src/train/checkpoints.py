@@ -24,7 +24,6 @@ if TYPE_CHECKING:  # for the annotation only: Checkpoints takes the parts it sav
 
 STATE_FILE = "state.json"
 BEST_WEIGHTS = "best.weights.h5"
-BEST_DENOISER_WEIGHTS = "best.denoiser.weights.h5"
 
 
 @dataclasses.dataclass
@@ -58,10 +57,7 @@ class Checkpoints:
     def __init__(self, folder: Path, trainer: Trainer):
         self.folder = folder
         self.trainer = trainer
-        parts = {"model": trainer.model, "optimizer": trainer.optimizer}
-        if trainer.denoiser is not None:
-            parts.update(denoiser=trainer.denoiser_core, denoiser_optimizer=trainer.denoiser_optimizer)
-        self.checkpoint = tf.train.Checkpoint(**parts)
+        self.checkpoint = tf.train.Checkpoint(model=trainer.model, optimizer=trainer.optimizer)
         self.manager = tf.train.CheckpointManager(self.checkpoint, str(folder / "epochs"), max_to_keep=1)
 
     @staticmethod
@@ -83,8 +79,6 @@ class Checkpoints:
     def save(self, state: TrainingState, improved: bool) -> None:
         if improved:
             self._save_weights(self.trainer.model, BEST_WEIGHTS)
-            if self.trainer.denoiser is not None:
-                self._save_weights(self.trainer.denoiser, BEST_DENOISER_WEIGHTS)
         self.manager.save(checkpoint_number=state.completed_epochs)
         atomic_write_text(self.folder / STATE_FILE, json.dumps(dataclasses.asdict(state), indent=1))
 
@@ -93,14 +87,8 @@ class Checkpoints:
         model.save_weights(tmp)
         tmp.replace(self.folder / name)
 
-    def load_best_curves(self) -> None:
-        """The curve weights of the best epoch so far: what the denoiser phase builds on."""
-        self.trainer.model.load_weights(self.folder / BEST_WEIGHTS)
-
     def load_best(self) -> None:
         self.trainer.model.load_weights(self.folder / BEST_WEIGHTS)
-        if self.trainer.denoiser is not None:
-            self.trainer.denoiser.load_weights(self.folder / BEST_DENOISER_WEIGHTS)
 
     @staticmethod
     def clear_folder(folder: Path) -> None:

@@ -33,7 +33,7 @@ from src.train.trainer import Trainer
 
 @dataclasses.dataclass
 class TrainingResult:
-    model: keras.Model  # float32 inference model with the best epoch's weights
+    model: keras.Model  # float32 inference model (curves and gate) with the best epoch's weights
     state: TrainingState
 
     @property
@@ -75,7 +75,7 @@ def train_epoch(
 ) -> EpochRun:
     """One pass over the training images, timing how long each step waited for its batch.
 
-    `step` is the trainer's `train_step` (the curves) unless given (`denoiser_step`).
+    `step` is the trainer's `train_step` unless given.
     """
     step = step or trainer.train_step
     started = time.perf_counter()
@@ -149,10 +149,7 @@ def train(
     if cfg.strategy == "multi_worker":
         check_workers_agree(trainer.strategy, state.completed_epochs if state else 0, fingerprint_value)
     resumed = state is not None
-    # Two phases: the curves for `epochs`, then the denoiser alone for `denoiser_epochs` on
-    # the best epoch's (frozen) curves. Training it beside moving curves was tried first: it
-    # chased a moving target and, in the same wall time, removed a third as much noise.
-    total = cfg.epochs + (cfg.denoiser_epochs if trainer.denoiser is not None else 0)
+    total = cfg.epochs
     if state is not None:
         checkpoints.restore()
         print(f"resuming after epoch {state.completed_epochs} of {total} ({checkpoint_dir})", file=sys.stderr)
@@ -170,23 +167,11 @@ def train(
 
     for epoch in range(state.completed_epochs, total):
         started = time.perf_counter()
-        denoising = epoch >= cfg.epochs
-        if denoising and epoch == cfg.epochs:
-            checkpoints.load_best_curves()
-        epoch_run = train_epoch(
-            trainer,
-            images,
-            epoch,
-            desc=f"{'denoiser ' if denoising else ''}epoch {epoch + 1}/{total}",
-            step=trainer.denoiser_step if denoising else trainer.train_step,
-        )
+        epoch_run = train_epoch(trainer, images, epoch, desc=f"epoch {epoch + 1}/{total}")
         rows, train_seconds = epoch_run.losses, epoch_run.seconds
-        trainer.sync_denoiser()
-        validate = trainer.val_step_denoised if denoising else trainer.val_step
-        val_rows = [validate(low, high) for low, high in val]
+        val_rows = [trainer.val_step(low, high) for low, high in val]
         row = {
             "epoch": epoch + 1,
-            "phase": 2 if denoising else 1,
             **_mean(rows, "train_"),
             **_mean(val_rows, "val_"),
             "train_images_per_s": len(rows) * cfg.batch_size / train_seconds,
@@ -198,7 +183,6 @@ def train(
         # The best epoch is the best on PSNR and SSIM together (src.evaluate.metrics.quality_score):
         # PSNR alone rewards over-bright, noisy epochs.
         improved = row["val_score"] > state.best_val_score
-        loss = f"denoiser loss {row['train_denoise']:.5f}" if denoising else f"loss {row['train_total']:.4f}"
         # A stop (Ctrl-C, SIGTERM) waits for the epoch's checkpoint, the state naming it and its
         # logged metrics: all or none, so a rerun resumes from a consistent epoch and the run's
         # curves have no hole. A stop waits for these writes, never for an epoch.
@@ -209,7 +193,7 @@ def train(
             state.completed_epochs = epoch + 1
             checkpoints.save(state, improved)
             print(
-                f"epoch {epoch + 1}/{total}: {loss} / val {row['val_total']:.4f}, "
+                f"epoch {epoch + 1}/{total}: loss {row['train_total']:.4f} / val {row['val_total']:.4f}, "
                 f"val PSNR {row['val_psnr']:.2f} dB, SSIM {row['val_ssim']:.3f}"
                 f"{' (best)' if improved else ''}, {row['epoch_seconds']:.0f}s "
                 f"({row['train_images_per_s']:.1f} img/s)",
@@ -218,9 +202,7 @@ def train(
             if on_epoch_end:
                 on_epoch_end(epoch, row, improved)
         if on_preview:
-            # The denoiser joins only in its own phase: before it, it is untrained noise.
-            denoiser = trainer.denoiser if denoising else None
-            on_preview(epoch, float32_inference_model(trainer.model, params, denoiser))
+            on_preview(epoch, float32_inference_model(trainer.model, params))
 
     checkpoints.load_best()
-    return TrainingResult(model=float32_inference_model(trainer.model, params, trainer.denoiser), state=state)
+    return TrainingResult(model=float32_inference_model(trainer.model, params), state=state)

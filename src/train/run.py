@@ -1,9 +1,10 @@
-"""One tracked training run: split CSVs in, an MLflow run and model files out.
+"""One tracked training run of the curves: split CSVs in, an MLflow run and the curves model out.
 
 This is where the training loop meets MLflow: params, provenance tags, the splits as
 dataset inputs and system metrics when the run starts; the loss curves and a few val
-images every epoch; the best model and a description with the headline results at the
-end; and a FAILED status with the reason when anything goes wrong, KILLED when a stop signal
+images every epoch; a description with the headline results at the end (the model itself
+is logged by the train_denoiser stage, which finishes it); and a FAILED status with the
+reason when anything goes wrong, KILLED when a stop signal
 (Ctrl-C, SIGTERM from `kill`, `timeout` or a scheduler: `src.signals`) ends it.
 """
 
@@ -47,21 +48,17 @@ def split_version(split_dir: Path) -> str:
 def run_name(params: Params, commit: str) -> str:
     """What the run is, at a glance in `mlflow ui`'s run list, and unique (to the second)."""
     m, t = params.model, params.train
-    denoiser = "" if m.denoiser == "none" else f"+{m.denoiser}"
     stamp = datetime.datetime.now().strftime("%m%d-%H%M%S")
-    return f"{m.variant}{denoiser} lr{t.learning_rate:.0e} e{t.epochs} @{commit[:7]} {stamp}"
+    return f"{m.variant} lr{t.learning_rate:.0e} e{t.epochs} @{commit[:7]} {stamp}"
 
 
 def training_note(params: Params, best: dict[str, float], tags: dict[str, str]) -> str:
     """The run's description (markdown, the "Description" box of the run page): its headline
     results and where they came from. The evaluate stage appends the test scores."""
     m = params.model
-    epochs = f"{params.train.epochs} curve epochs"
-    if m.denoiser != "none":
-        epochs += f" + {params.train.denoiser_epochs} denoiser epochs"
     return (
-        f"**{VARIANT_NAMES[m.variant]}**{'' if m.denoiser == 'none' else ' + ' + m.denoiser + ' denoiser'}, "
-        f"{epochs}, lr {params.train.learning_rate:g}.\n\n"
+        f"**{VARIANT_NAMES[m.variant]}**, {params.train.epochs} curve epochs, "
+        f"lr {params.train.learning_rate:g}.\n\n"
         f"Best epoch {int(best['epoch'])}: validation PSNR **{best['val_psnr']:.2f} dB**, "
         f"SSIM **{best['val_ssim']:.3f}** (score {best['val_score']:.2f}).\n\n"
         f"Data `{tags['data_version']}`, split `{tags['split_version']}`, commit `{tags['git_commit'][:12]}`."
@@ -105,9 +102,7 @@ def resume_hint(params: Params, checkpoint_dir: Path, fingerprint_value: str) ->
     state = Checkpoints.load_state(checkpoint_dir, fingerprint_value)
     if state is None:
         return "no epoch had finished; a rerun starts afresh"
-    cfg = params.train
-    total = cfg.epochs + (cfg.denoiser_epochs if params.model.denoiser != "none" else 0)
-    return f"rerun to resume after epoch {state.completed_epochs} of {total}"
+    return f"rerun to resume after epoch {state.completed_epochs} of {params.train.epochs}"
 
 
 def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple[TrainingResult, str]:
@@ -130,7 +125,9 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
         else:
             run = mlflow.start_run(run_name=run_name(params, tags["git_commit"]), log_system_metrics=True)
             state.run_id = run.info.run_id
-            mlflow.log_params(params.flat())
+            # The denoiser section is the train_denoiser stage's, which may rerun alone with other
+            # values: it logs what it fitted itself (MLflow params cannot change once logged).
+            mlflow.log_params({k: v for k, v in params.flat().items() if not k.startswith("denoiser.")})
             mlflow.log_params({"data.train_images": len(train_rows), "data.val_images": len(val_rows)})
             mlflow.set_tags(tags)
             log_split_inputs(split_dir, data_version, tags["split_version"])
@@ -165,7 +162,6 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
         )
         mlflow.set_tag("best_epoch", str(int(best["epoch"])))
         mlflow.set_tag(tracking.NOTE_TAG, training_note(params, best, tags))
-        tracking.log_keras_model(result.model)
     except BaseException as err:
         interrupted = isinstance(err, KeyboardInterrupt)  # Ctrl-C, SIGTERM, SIGHUP (src.signals)
         active = mlflow.active_run()

@@ -1,5 +1,5 @@
-"""The Zero-DCE trainer: the model and its optimizers under the distribution strategy, and
-the custom steps (curves, denoiser, validation) that the epoch loop in `src.train.loop` drives."""
+"""The Zero-DCE trainer: the model and its optimizer under the distribution strategy, and
+the custom steps (curves, validation) that the epoch loop in `src.train.loop` drives."""
 
 from __future__ import annotations
 
@@ -10,17 +10,9 @@ import tensorflow as tf
 
 from src.config import Params
 from src.evaluate.metrics import batch_psnr, batch_ssim, quality_score
+from src.model.denoise import REFERENCE_STRENGTHS, tv_function
 from src.model.losses import ZeroReferenceLoss
-from src.model.neighbor2neighbor import neighbor2neighbor, pixel_unshuffle
-from src.model.networks import (
-    apply_curves,
-    build_dce_net,
-    build_denoiser,
-    finish,
-    gate_layer,
-    precision_policy,
-    validation_model,
-)
+from src.model.networks import apply_curves, build_dce_net, finish, gate_layer, validation_model
 from src.train.cluster import tf_config_task
 
 
@@ -59,19 +51,10 @@ class Trainer:
             validated = validation_model(self.model, m.scale_factor)
             self.optimizer = keras.optimizers.Adam(params.train.learning_rate)
             self.optimizer.build(self.model.trainable_variables)
-            # The denoiser trains beside the curves, from their (detached) output, with its
-            # own optimizer: the curve losses never see it, its loss never moves the curves.
-            self.denoiser: keras.Model | None = None
-            if m.denoiser != "none":
-                # float32 even under mixed precision: its bf16 backward measured 5-6x slower
-                # than float32's on an AVX2 CPU (not measured on bf16 hardware).
-                with precision_policy("float32"):
-                    # Trained on stride-s sub-images with plain dilations; deployed on whole
-                    # images with dilations × s: the same weights (src.model.networks.build_denoiser).
-                    self.denoiser_core = build_denoiser(m.denoiser_filters)
-                    self.denoiser = build_denoiser(m.denoiser_filters, m.denoiser_stride)
-                self.denoiser_optimizer = keras.optimizers.Adam(params.train.denoiser_learning_rate)
-                self.denoiser_optimizer.build(self.denoiser_core.trainable_variables)
+        # Validation scores the finished image, so it denoises with fixed reference strengths: the
+        # denoiser's own are fitted later, on these curves (stage train_denoiser), and must not
+        # change which curves are trained.
+        self.reference_denoiser = tv_function(REFERENCE_STRENGTHS)
         self.gate = gate_layer(m.gate_band) if m.exposure_gate else None
         # The same weights, up to the curve maps only: the curves are applied inside the
         # (fused) loss. Keras computes just the outputs asked for.
@@ -89,11 +72,6 @@ class Trainer:
         self.enhance_and_score = (
             tf.function(enhance_and_score, jit_compile=True) if params.train.fused_loss else enhance_and_score
         )
-
-    def sync_denoiser(self) -> None:
-        """Copy the trained (sub-image) denoiser's weights into the deployed, dilated one."""
-        if self.denoiser is not None:
-            self.denoiser.set_weights(self.denoiser_core.get_weights())
 
     def distribute(self, batches: tf.data.Dataset) -> tf.data.Dataset:
         """Global batches → per-replica shares (the dataset itself on one device)."""
@@ -121,46 +99,6 @@ class Trainer:
         )
         return losses
 
-    @tf.function(reduce_retracing=True)
-    def denoiser_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """One step of the denoiser alone, on the output of the (frozen) trained curves."""
-        per_replica = self.strategy.run(self._denoiser_replica_step, args=(images,))
-        return {k: self.strategy.reduce("MEAN", v, axis=None) for k, v in per_replica.items()}
-
-    def _denoiser_replica_step(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        enhanced = apply_curves(images, self.curve_net(images, training=False), self.params.model.iterations)
-        losses, grads = self.denoiser_gradients(images, tf.stop_gradient(enhanced))
-        replicas = self.strategy.num_replicas_in_sync
-        variables = self.denoiser_core.trainable_variables
-        self.denoiser_optimizer.apply_gradients(zip([g / replicas for g in grads], variables, strict=True))
-        return losses
-
-    def denoiser_gradients(
-        self, images: tf.Tensor, enhanced: tf.Tensor
-    ) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
-        """Neighbor2Neighbor loss on the curves' output and the denoiser's summed gradient.
-
-        Its random pixel pairs are drawn from (train.seed, step), so a resumed run
-        draws the ones an uninterrupted run would have.
-        """
-        replicas = self.strategy.num_replicas_in_sync
-        step = tf.cast(self.denoiser_optimizer.iterations, tf.int64)
-        seed = tf.stack([tf.constant(self.params.train.seed, tf.int64), step])
-        variables = self.denoiser_core.trainable_variables
-        stride = self.params.model.denoiser_stride
-        with tf.GradientTape() as tape:
-            losses = neighbor2neighbor(
-                lambda noisy, original: self.denoiser_core([noisy, original], training=True),
-                pixel_unshuffle(enhanced, stride),
-                pixel_unshuffle(images, stride),
-                seed,
-                self.params.loss.n2n_gamma,
-            )
-            share = losses["denoise"] / replicas
-        grads = tape.gradient(share, variables)
-        grads = tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, grads)
-        return losses, grads
-
     def batch_gradients(self, images: tf.Tensor) -> tuple[dict[str, tf.Tensor], list[tf.Tensor]]:
         """This replica's curve losses and the curve net's clipped gradient of the whole global batch.
 
@@ -182,20 +120,10 @@ class Trainer:
 
     @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3]), tf.TensorSpec([1, None, None, 3])])
     def val_step(self, low: tf.Tensor, high: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Losses of the curves, and the quality of the curves' image (with the gate)."""
-        return self._validate(low, high, None)
-
-    @tf.function(input_signature=[tf.TensorSpec([1, None, None, 3]), tf.TensorSpec([1, None, None, 3])])
-    def val_step_denoised(self, low: tf.Tensor, high: tf.Tensor) -> dict[str, tf.Tensor]:
-        """The same, for the finished image as deployed: curves, gate, denoiser."""
-        return self._validate(low, high, self.denoiser)
-
-    def _validate(
-        self, low: tf.Tensor, high: tf.Tensor, denoiser: keras.Model | None
-    ) -> dict[str, tf.Tensor]:
+        """Losses of the curves, and the quality of the finished image (gate, reference denoiser)."""
         enhanced, results = self.enhance_and_score(low, self.validated_curve_net(low, training=False))
         results = dict(results)
-        finished = finish(low, enhanced, self.gate, denoiser)
+        finished = finish(low, enhanced, self.gate, self.reference_denoiser)
         results["curve_psnr"] = batch_psnr(enhanced, high)[0]
         results["psnr"] = batch_psnr(finished, high)[0]
         results["ssim"] = batch_ssim(finished, high)[0]

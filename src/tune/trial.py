@@ -1,7 +1,9 @@
 """One Optuna trial: suggest params, train, report the validation score each epoch, track in MLflow.
 
 The score is `src.evaluate.metrics.quality_score` (PSNR + 25·SSIM) of the finished image (curves,
-gate, denoiser): PSNR alone rewarded fast, over-bright configurations that lost SSIM.
+gate, the denoiser at its reference strengths): PSNR alone rewarded fast, over-bright
+configurations that lost SSIM. Trials train the curves only; the denoiser is fitted on the
+chosen curves by the train_denoiser stage.
 
 Kept apart from the study orchestration (`src.tune.search`, `src.tune.workers`) so worker
 processes import only what a trial needs.
@@ -35,8 +37,6 @@ SEARCH_SPACE: dict[str, tuple[str, bool]] = {
     "loss.color_weight": ("color_weight", True),
     "loss.smoothness_weight": ("smoothness_weight", True),
     "loss.exposure_level": ("exposure_level", False),
-    "train.denoiser_learning_rate": ("denoiser_learning_rate", True),
-    "loss.n2n_gamma": ("n2n_gamma", False),
 }
 TRIAL_STATE_TAG = "trial_state"
 RETRY_OF_TAG = "optuna.retry_of"  # on a retry's run: the number of the trial whose worker died
