@@ -43,20 +43,22 @@ def main() -> None:
     atomic_write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
     s = fit.scores
     strengths = ", ".join(f"{name} {value:g}" for name, value in chosen.items())
-    note = (
-        f"**Denoiser** ({cfg.kind}{': ' + strengths if strengths else ''}), "
+    line = (
+        f"({cfg.kind}{': ' + strengths if strengths else ''}), "
         f"fitted on {len(pairs)} val pairs: "
         f"{s['curves_val_psnr']:.2f} dB / {s['curves_val_ssim']:.3f} for the curves alone, "
         f"{s['val_psnr']:.2f} dB / {s['val_ssim']:.3f} finished"
     )
+    # The note's first line is its section's heading (`tracking.with_section`), so it names no
+    # value: a rerun with other denoiser params then replaces the section instead of adding one.
     tracking.log_to_run(
         args.run_file,
         params.mlflow,
         metrics={f"denoiser_{k}": float(v) for k, v in metrics.items() if k != "kind"},
-        note=note,
+        note=f"**Denoiser**\n\nDenoiser {line}",
         model=model,
     )
-    print(note.replace("**", ""))
+    print(f"Denoiser {line}")
 
 
 if __name__ == "__main__":

@@ -21,8 +21,11 @@ def test_the_committed_params_load_with_the_documented_defaults():
     assert params.split.train == 350 and params.split.val == 100 and params.split.test == 36
     assert params.loss.smoothness_weight == 200.0 and params.train.precision == "float32"
     assert params.flat()["train.learning_rate"] == pytest.approx(3e-4)
-    assert params.model.variant == "zero_dce_pp" and params.model.denoiser == "n2n"
-    assert params.model.gate_band == (0.12, 0.30) and params.train.denoiser_epochs == 20
+    assert params.model.variant == "zero_dce_pp" and params.denoiser.kind == "tv"
+    assert params.model.gate_band == (0.12, 0.30) and params.denoiser.fit_images == 25
+    grids = (params.denoiser.luma_weights, params.denoiser.chroma_weights, params.denoiser.gain_powers)
+    assert all(grid and all(isinstance(v, float) for v in grid) for grid in grids)
+    assert params.tune.epochs == 5 and params.tune.val_images == 10
     assert params.mlflow.experiment == "zero-dce-lol"
     assert not hasattr(params.mlflow, "tracking_uri"), "the store is MLflow's own resolution"
 
@@ -60,7 +63,16 @@ def test_flat_is_section_dot_key_with_tuples_for_ranges():
         ("train", "fused_loss", "yes", r"^params: train.fused_loss: expected true or false, got 'yes'$"),
         ("fetch", "url", 3, r"^params: fetch.url: expected a string, got 3$"),
         ("loss", "exposure_level", 1.5, r"^params: loss.exposure_level: must be < 1, got 1.5$"),
-        ("model", "denoiser_stride", 4, r"^params: model.denoiser_stride: must be <= 3, got 4$"),
+        ("model", "denoiser", "n2n", r"^params: model: unknown key\(s\) denoiser; known: exposure_gate, "),
+        ("denoiser", "kind", "n2n", r"^params: denoiser.kind: 'n2n' is not one of tv, none$"),
+        (
+            "denoiser",
+            "chroma_weights",
+            [],
+            r"denoiser.chroma_weights: expected a non-empty list of numbers >= 0",
+        ),
+        ("denoiser", "gain_powers", [1.0, -0.5], r"denoiser.gain_powers\[1\]: must be >= 0, got -0.5"),
+        ("denoiser", "fit_images", -1, r"^params: denoiser.fit_images: must be >= 0, got -1$"),
         ("model", "gate_band", [0.1, 1.0], r"^params: model.gate_band: range must lie in \(0, 1\)"),
         ("tune", "learning_rate", [0.1], r"^params: tune.learning_rate: expected a \[low, high\] range"),
         ("tune", "learning_rate", [0.1, 0.01], r"tune.learning_rate: range needs 0 < low <= high"),
@@ -84,7 +96,7 @@ def test_flat_is_section_dot_key_with_tuples_for_ranges():
             "train",
             "crop_size",
             130,
-            r"train.crop_size \(130\) must be a multiple of 2 x model.denoiser_stride",
+            r"train.crop_size \(130\) must be a multiple of loss.spatial_region \(4\)",
         ),
         (
             "tune",
@@ -117,7 +129,9 @@ def test_bad_values_are_one_line_naming_the_key(section, key, value, message):
 def test_structural_mistakes_are_named():
     raw = repo_params()
     raw["trian"] = {}
-    with pytest.raises(PipelineError, match=r"^params: unknown section\(s\) trian; known: evaluate, fetch, "):
+    with pytest.raises(
+        PipelineError, match=r"^params: unknown section\(s\) trian; known: denoiser, evaluate, fetch, "
+    ):
         params_from_dict(raw)
     raw = repo_params()
     raw["train"] = [1]

@@ -2,9 +2,10 @@
 
 DVC deletes a stage's outputs before running it unless they are declared `persist: true`; the
 stages replace their outputs whole, and only on success. In a scratch git + DVC project on the
-committed fixture: a fetch from a source off the manifest, and a train (or split) with params the data
-cannot meet, each fail with one line while `data/raw/lol_dataset`, `models/` and the reports stay as
-dvc.lock records them; a good run still replaces the outputs and records them in dvc.lock and the cache.
+committed fixture: a fetch from a source off the manifest, and a train (or split) or train_denoiser with
+params the data cannot meet, each fail with one line while `data/raw/lol_dataset`, `models/` and the
+reports stay as dvc.lock records them; a good run still replaces the outputs and records them in
+dvc.lock and the cache.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def mlflow_runs(project: Path) -> int:
         return db.execute("select count(*) from runs").fetchone()[0]
 
 
+def logged_models(project: Path) -> int:
+    with sqlite3.connect(project / "mlflow.db") as db:
+        return db.execute("select count(*) from logged_models").fetchone()[0]
+
+
 def stage_errors(result: subprocess.CompletedProcess) -> list[str]:
     """The stage's own `error: ...` lines (DVC adds its `ERROR: failed to reproduce ...` after them)."""
     return [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error: ")]
@@ -94,7 +100,8 @@ def edited_params(project: Path, **sections: dict) -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
-    """The pipeline on the fixture at tiny sizes, reproduced up to train: data, split and a model."""
+    """The pipeline on the fixture at tiny sizes, reproduced up to train_denoiser: data, split, the
+    curves and the shipped model."""
     root = tmp_path_factory.mktemp("keeps_outputs")
     for name in COPIED:
         source = REPO / name
@@ -105,27 +112,27 @@ def project(tmp_path_factory) -> Path:
     write_manifest(root / MANIFEST, fixture_files())
     params = tiny_params_dict()
     params["fetch"].update(source=str(FIXTURE_ROOT), manifest=MANIFEST)
-    # The least training that writes a model (what it learns does not matter here): one curve
-    # epoch, no denoiser; all (2) of the tiny split's val pairs.
-    params["model"]["denoiser"] = "none"
-    params["train"].update(epochs=1, denoiser_epochs=0, val_images=0)
+    # The least training that writes a model (what it learns does not matter here): one epoch;
+    # all (2) of the tiny split's val pairs; the tiny params' one-point denoiser grid.
+    params["train"].update(epochs=1, val_images=0)
     params["evaluate"]["tv_fit_images"] = 0
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ok(run(root, "git", "init", "-q"))
     ok(dvc(root, "init", "-q"))
-    ok(dvc(root, "repro", "train", timeout=600))
+    ok(dvc(root, "repro", "train_denoiser", timeout=600))
     return root
 
 
 def test_a_good_run_records_its_persistent_outputs_in_the_lock_and_the_cache(project):
     lock = yaml.safe_load((project / "dvc.lock").read_text())["stages"]
-    (model,) = [out for out in lock["train"]["outs"] if out["path"] == "models/model.keras"]
-    data = (project / "models/model.keras").read_bytes()
-    assert model["md5"] == hashlib.md5(data).hexdigest()
-    cached = project / ".dvc/cache/files/md5" / model["md5"][:2] / model["md5"][2:]
-    assert cached.read_bytes() == data
+    for stage, path in (("train", "models/curves.keras"), ("train_denoiser", "models/model.keras")):
+        (model,) = [out for out in lock[stage]["outs"] if out["path"] == path]
+        data = (project / path).read_bytes()
+        assert model["md5"] == hashlib.md5(data).hexdigest()
+        cached = project / ".dvc/cache/files/md5" / model["md5"][:2] / model["md5"][2:]
+        assert cached.read_bytes() == data
     assert not (project / ".checkpoints/train").exists(), "cleared once the outputs are written"
-    assert ok(dvc(project, "status", "train", "--json")).strip() in ("{}", "")
+    assert ok(dvc(project, "status", "train_denoiser", "--json")).strip() in ("{}", "")
 
 
 @pytest.mark.parametrize(
@@ -207,6 +214,25 @@ def test_a_refused_train_keeps_the_model_and_starts_nothing(project, edits, expe
     assert not (project / ".checkpoints/train").exists(), "no checkpoint folder"
     assert elapsed < 60, f"took {elapsed:.0f} s to refuse"  # TensorFlow never loads: seconds
     assert ok(dvc(project, "status", "train", "--json")).strip() in ("{}", "")
+
+
+def test_a_refused_denoiser_fit_keeps_the_shipped_model_and_logs_nothing(project):
+    kept = (project / "models", project / "reports/denoiser")
+    before, lock = digests(*kept), (project / "dvc.lock").read_text()
+    runs, models = mlflow_runs(project), logged_models(project)
+    with edited_params(project, denoiser={"fit_images": 3}):
+        started = time.perf_counter()
+        result = dvc(project, "repro", "train_denoiser")
+        elapsed = time.perf_counter() - started
+    assert result.returncode != 0
+    (line,) = stage_errors(result)
+    assert line.startswith("error: params.yaml: denoiser.fit_images (3) is more than the 2 val pairs"), line
+    assert "Traceback" not in result.stderr
+    assert digests(*kept) == before, "the curves, the shipped model and its metrics are the last good run's"
+    assert (project / "dvc.lock").read_text() == lock
+    assert (mlflow_runs(project), logged_models(project)) == (runs, models), "no run, no model logged"
+    assert elapsed < 60, f"took {elapsed:.0f} s to refuse"  # TensorFlow never loads: seconds
+    assert ok(dvc(project, "status", "train_denoiser", "--json")).strip() in ("{}", "")
 
 
 def test_a_training_stops_when_its_dvc_repro_is_killed(project):

@@ -29,7 +29,26 @@ VENV_BIN = Path(sys.executable).parent
 # What a stage run needs: the pipeline, its code, its settings (the manifest is the fixture's).
 COPIED = ("dvc.yaml", ".dvcignore", ".gitignore", "src", "stages", "manifests")
 TINY_SPLIT = {"seed": 1, "train": 4, "val": 2, "test": 4}
-LOSS_PLOTS = {"loss_total", "loss_terms_train", "loss_terms_val", "loss_denoiser", "val_psnr"}
+LOSS_PLOTS = {"loss_total", "loss_terms_train", "loss_terms_val", "val_psnr"}
+# `dvc metrics show`'s columns: the train stage's best epoch, the denoiser fit, and the few keys each
+# method's headline file shares with the others.
+TRAIN_METRICS = {
+    "best_epoch",
+    "epochs",
+    "val_score",
+    "val_psnr",
+    "val_ssim",
+    "train_images_per_s",
+    "input_wait_fraction",
+}
+DENOISER_METRICS = {
+    "kind", "luma_weight", "chroma_weight", "gain_power", "val_psnr", "val_ssim", "val_score",
+    "curves_val_psnr", "curves_val_ssim", "curves_val_score",
+}  # fmt: skip
+HEADLINE_METRICS = {
+    "test.psnr", "test.ssim", "eval15.psnr", "eval15.ssim", "normal_light.psnr_vs_input",
+    "inference_ms_600x400", "tv_ms_600x400",
+}  # fmt: skip
 
 
 def env() -> dict[str, str]:
@@ -140,21 +159,24 @@ def test_a_queued_sweep_runs_each_value_as_its_own_experiment(project):
 
 def test_a_registered_version_of_the_model_downloads_by_name(project, tmp_path):
     """`dvc artifacts get` by version or stage (GTO git tags, as `gto register` / `assign` write
-    them): the file of that commit's dvc.lock, from the DVC remote. A stand-in for the trained
-    model is committed as the train stage's output: training is not what is tested here."""
+    them): the file of that commit's dvc.lock, from the DVC remote. Stand-ins for the trained
+    curves and the shipped model are committed as the train and train_denoiser stages' outputs:
+    training is not what is tested here."""
     model = b"a stand-in for models/model.keras"
     outs = {
-        "models/model.keras": model,
+        "models/curves.keras": b"a stand-in for models/curves.keras",
         "models/run.json": b"{}",
         "reports/train/history.csv": b"epoch\n",
         "reports/train/metrics.json": b"{}",
+        "models/model.keras": model,
+        "reports/denoiser/metrics.json": b"{}",
     }
     for name, data in outs.items():
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_bytes(data)
-    dvc(project, "commit", "--force", "train")
+    dvc(project, "commit", "--force", "train", "train_denoiser")
     dvc(project, "remote", "add", "--local", "--force", "-d", "store", str(tmp_path / "remote"))
-    dvc(project, "push", "train")
+    dvc(project, "push", "train", "train_denoiser")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "a model")
     for command in (
@@ -175,7 +197,7 @@ def test_a_registered_version_of_the_model_downloads_by_name(project, tmp_path):
 def committed_reports(tmp_path) -> Path:
     """The pipeline and the committed reports of a full run; headline files made from its summary."""
     shutil.copy2(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
-    for name in ("reports/train", "reports/eval/metrics.json", "reports/plots"):
+    for name in ("reports/train", "reports/denoiser", "reports/eval/metrics.json", "reports/plots"):
         source, target = REPO / name, tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
@@ -201,8 +223,14 @@ def test_the_model_is_a_registry_artifact_and_a_stage_output(committed_reports):
     assert (path, kind) == ("models/model.keras", "model") and desc and labels
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
     assert name == yaml.safe_load((REPO / "params.yaml").read_text())["promote"]["model_name"]
-    outs = [out if isinstance(out, str) else next(iter(out)) for out in spec["stages"]["train"]["outs"]]
-    assert "models/model.keras" in outs  # an out is `path` or `path: {persist: true}`
+
+    def outs(stage: str) -> list[str]:  # an out is `path` or `path: {persist: true}`
+        return [out if isinstance(out, str) else next(iter(out)) for out in spec["stages"][stage]["outs"]]
+
+    # The shipped model is the train_denoiser stage's; the train stage's curves are its input.
+    assert "models/model.keras" in outs("train_denoiser") and "models/model.keras" not in outs("train")
+    assert "models/curves.keras" in outs("train")
+    assert "models/curves.keras" in spec["stages"]["train_denoiser"]["deps"]
 
 
 def test_plots_show_charts_history_only_against_the_epoch(committed_reports):
@@ -224,12 +252,19 @@ def test_plots_show_charts_history_only_against_the_epoch(committed_reports):
 def test_metrics_show_prints_one_row_per_method_under_a_few_columns(committed_reports):
     summary = json.loads((REPO / "reports/eval/metrics.json").read_text())
     methods = headline_metrics(summary)
-    assert set(methods) == set(summary["test"]) == {"zero_dce", "zero_dce_tv", "input", "gamma", "clahe"}
+    methods_expected = {"zero_dce", "curves", "curves_tv", "input", "gamma", "clahe"}
+    assert set(methods) == set(summary["test"]) == methods_expected
     assert methods["zero_dce"]["test"] == {k: summary["test"]["zero_dce"][k] for k in ("psnr", "ssim")}
     shown = json.loads(dvc(committed_reports, "metrics", "show", "--json"))
     files = shown[""]["data"] if "" in shown else shown["workspace"]["data"]
     rows = {path: entry["data"] for path, entry in files.items()}
-    assert set(rows) == {"reports/train/metrics.json", *(f"reports/eval/headline/{m}.json" for m in methods)}
+    assert set(rows) == {
+        "reports/train/metrics.json",
+        "reports/denoiser/metrics.json",
+        *(f"reports/eval/headline/{m}.json" for m in methods),
+    }
     header, _, *lines = dvc(committed_reports, "metrics", "show", "--md").strip().splitlines()
     assert len(lines) == len(rows)
-    assert header.count("|") - 1 <= 14, header  # Path and 13 metrics (was ~75 columns)
+    columns = [cell.strip() for cell in header.strip().strip("|").split("|")]
+    # Path and 21 metrics (was ~75 columns): exactly these, each once.
+    assert sorted(columns) == sorted({"Path"} | TRAIN_METRICS | DENOISER_METRICS | HEADLINE_METRICS), header

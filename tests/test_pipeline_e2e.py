@@ -86,15 +86,32 @@ def test_every_stage_wrote_its_outputs_and_each_agrees_with_the_stage_before(rep
     assert summary["counts"] == {"train": 4, "val": 2, "test": 4, "unused": 1}
 
     history = pd.read_csv(reproduced / "reports/train/history.csv")
-    assert list(history["epoch"]) == [1, 2, 3] and list(history["phase"]) == [1, 1, 2]
+    assert list(history["epoch"]) == [1, 2] and "phase" not in history  # the curves' epochs alone
     trained = json.loads((reproduced / "reports/train/metrics.json").read_text())
     best = history.loc[history["val_score"].idxmax()]
-    assert trained["best_epoch"] == best["epoch"] and trained["epochs"] == 3
+    assert trained["best_epoch"] == best["epoch"] and trained["epochs"] == 2
     assert trained["val_psnr"] == pytest.approx(best["val_psnr"], abs=1e-3)
 
+    from src.infer.fast_path import architecture_of
     from src.model.loading import load_keras_model
 
-    assert load_keras_model(reproduced / "models/model.keras").name == "zero_dce"  # the variant asked for
+    # The train stage's curves, and the shipped model: the same curves with the fitted denoiser
+    # (the tiny params' grid has one point).
+    curves = load_keras_model(reproduced / "models/curves.keras")
+    shipped = load_keras_model(reproduced / "models/model.keras")
+    assert shipped.name == curves.name == "zero_dce"  # the variant asked for
+    assert architecture_of(curves).denoiser is None and architecture_of(shipped).denoiser == (0.05, 0.2, 1.0)
+    for name in [f"conv{i}" for i in range(1, 8)]:
+        pairs = zip(shipped.get_layer(name).get_weights(), curves.get_layer(name).get_weights(), strict=True)
+        for ours, theirs in pairs:
+            np.testing.assert_array_equal(ours, theirs)
+    fitted = json.loads((reproduced / "reports/denoiser/metrics.json").read_text())
+    assert (fitted["kind"], fitted["luma_weight"], fitted["chroma_weight"], fitted["gain_power"]) == (
+        "tv",
+        0.05,
+        0.2,
+        1.0,
+    )
     run_id = json.loads((reproduced / "models/run.json").read_text())["run_id"]
     promoted = json.loads((reproduced / "reports/promote.json").read_text())
     metrics = json.loads((reproduced / "reports/eval/metrics.json").read_text())
@@ -104,7 +121,7 @@ def test_every_stage_wrote_its_outputs_and_each_agrees_with_the_stage_before(rep
     plots = reproduced / "reports/plots"
     losses = sorted(p.name for p in plots.glob("loss_*.png"))
     assert losses == [
-        f"loss_{n}.png" for n in sorted(["spatial", "exposure", "color", "smoothness", "total", "denoiser"])
+        f"loss_{n}.png" for n in sorted(["spatial", "exposure", "color", "smoothness", "total"])
     ]
     heights = {}
     for name in [*losses, "val_quality.png", "test_examples.jpg", "normal_light_examples.jpg"]:
@@ -121,7 +138,7 @@ def test_metrics_are_the_means_of_the_per_image_scores_of_every_test_image(repro
     test = read_split(reproduced / "data/split/test.csv")
     low_light = per_image[per_image["subset"] != "normal_light"]
     for scope in ("test", "eval15"):
-        assert set(metrics[scope]) == {"zero_dce", "zero_dce_tv", "input", "gamma", "clahe"}
+        assert set(metrics[scope]) == {"zero_dce", "curves", "curves_tv", "input", "gamma", "clahe"}
         rows = low_light if scope == "test" else low_light[low_light["subset"] == "eval15"]
         for method, values in metrics[scope].items():
             group = rows[rows["method"] == method]
@@ -136,6 +153,7 @@ def test_metrics_are_the_means_of_the_per_image_scores_of_every_test_image(repro
     # The fitted gamma brightens: it must beat the untouched dark input.
     assert metrics["eval15"]["gamma"]["psnr"] > metrics["eval15"]["input"]["psnr"]
     assert metrics["tv_weight"] in params_tv_weights(reproduced)
+    assert metrics["inference_ms_600x400"] > 0 and metrics["tv_ms_600x400"] > 0
 
     normal = metrics["normal_light"]
     rows = per_image[per_image["subset"] == "normal_light"]
@@ -153,13 +171,16 @@ def test_metrics_are_the_means_of_the_per_image_scores_of_every_test_image(repro
     assert (
         shown.returncode == 0
         and "reports/eval/headline/zero_dce.json" in shown.stdout
+        and "reports/eval/headline/curves_tv.json" in shown.stdout
+        and "reports/denoiser/metrics.json" in shown.stdout
         and "eval15.psnr" in shown.stdout
     )
 
 
 def test_the_saved_model_reproduces_the_scores_evaluate_wrote_for_it(reproduced):
-    """Re-score two test images here, with the model file and the input alone: the numbers must
-    be the per-image rows of the evaluate stage (the input's too: the scoring itself is right)."""
+    """Re-score two test images here, with the model files and the input alone: the numbers must
+    be the per-image rows of the evaluate stage for the model, its curves alone and the input (the
+    input's too: the scoring itself is right)."""
     import keras
 
     from src.evaluate.metrics import ssim
@@ -168,12 +189,14 @@ def test_the_saved_model_reproduces_the_scores_evaluate_wrote_for_it(reproduced)
     per_image = pd.read_csv(reproduced / "reports/eval/per_image.csv").set_index(["name", "subset", "method"])
     test = read_split(reproduced / "data/split/test.csv").set_index("name")
     model = load_keras_model(reproduced / "models/model.keras")
+    curves = load_keras_model(reproduced / "models/curves.keras")
     our485 = next(name for name in test.index if name.startswith("our485/"))
     for name in ("eval15/1", our485):
         low = read_rgb(reproduced / test.loc[name, "low"]).astype(np.float32) / 255
         high = read_rgb(reproduced / test.loc[name, "high"]).astype(np.float32) / 255
         enhanced = np.clip(keras.ops.convert_to_numpy(model(low[None]))[0], 0, 1)
-        for method, output in (("zero_dce", enhanced), ("input", low)):
+        brightened = np.clip(keras.ops.convert_to_numpy(curves(low[None]))[0], 0, 1)
+        for method, output in (("zero_dce", enhanced), ("curves", brightened), ("input", low)):
             row = per_image.loc[(name, test.loc[name, "subset"], method)]
             assert row["psnr"] == pytest.approx(psnr_db(output, high), abs=2e-3), (name, method)
             assert row["ssim"] == pytest.approx(ssim(output, high), abs=1e-3), (name, method)
@@ -192,16 +215,28 @@ def test_mlflow_run_holds_curves_psnr_and_a_loadable_model(reproduced, monkeypat
     client = mlflow.MlflowClient()
     run_info = client.get_run(run_id)
     assert run_info.info.status == "FINISHED"
-    # Two curve epochs (train and val losses), then one denoiser epoch (its loss; val again).
+    # Two epochs of the curves (train and val losses); no denoiser phase.
     for loss in ("spatial", "exposure", "color", "smoothness", "total"):
         assert [m.step for m in client.get_metric_history(run_id, f"train_{loss}")] == [1, 2]
-        assert [m.step for m in client.get_metric_history(run_id, f"val_{loss}")] == [1, 2, 3]
-    assert [m.step for m in client.get_metric_history(run_id, "train_denoise")] == [3]
+        assert [m.step for m in client.get_metric_history(run_id, f"val_{loss}")] == [1, 2]
+    assert "train_denoise" not in run_info.data.metrics
+    # The train_denoiser stage logged its fit (and the shipped model) to the same run.
+    fitted = json.loads((reproduced / "reports/denoiser/metrics.json").read_text())
+    for key in ("luma_weight", "chroma_weight", "gain_power", "val_score", "curves_val_score"):
+        assert run_info.data.metrics[f"denoiser_{key}"] == pytest.approx(fitted[key]), key
+    assert "**Denoiser**" in run_info.data.tags["mlflow.note.content"]
     metrics = json.loads((reproduced / "reports/eval/metrics.json").read_text())
     logged = run_info.data.metrics
     assert logged["eval15_zero_dce_psnr"] == pytest.approx(metrics["eval15"]["zero_dce"]["psnr"])
     assert logged["test_gamma_ssim"] == pytest.approx(metrics["test"]["gamma"]["ssim"])
-    for key in ("tv_weight_fitted", "normal_light_zero_dce_psnr_vs_input", "normal_light_input_brightness"):
+    for key in (
+        "tv_weight_fitted",
+        "tv_ms_600x400",
+        "test_curves_psnr",
+        "test_curves_tv_ssim",
+        "normal_light_zero_dce_psnr_vs_input",
+        "normal_light_input_brightness",
+    ):
         assert key in run_info.data.metrics
     assert run_info.data.tags["git_commit"] != "unknown"
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}

@@ -99,7 +99,7 @@ def stage_train(tmp_path) -> Watched:
         [
             "stages.train",
             "--split", "split",
-            "--model", f"{outputs}/model.keras",
+            "--model", f"{outputs}/curves.keras",
             "--run-file", f"{outputs}/run.json",
             "--history", f"{outputs}/history.csv",
             "--metrics", f"{outputs}/metrics.json",
@@ -114,8 +114,7 @@ def test_sigterm_stops_a_training_within_seconds_and_the_rerun_resumes(tmp_path,
     use_store(monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)
     raw = tiny_params_dict()
-    # Three epochs, no denoiser (one phase less to compile): still training when the signal comes.
-    raw["model"]["denoiser"] = "none"
+    # Three epochs: still training when the signal comes.
     raw["train"].update(epochs=3, val_images=0)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     from src.config import params_from_dict

@@ -40,14 +40,16 @@ def measure_inference(
     import tensorflow as tf
 
     from src.infer.fast_path import Enhancer
-    from src.model.networks import build_dce_net, build_denoiser, inference_model
+    from src.model.denoise import REFERENCE_STRENGTHS, denoiser_layer
+    from src.model.networks import build_dce_net, inference_model
 
     keras.utils.set_random_seed(params.train.seed)  # runs of one job build the same weights
     m = params.model
     model = inference_model(
         build_dce_net(m.iterations, m.filters, variant),
         m.scale_factor,
-        build_denoiser(m.denoiser_filters, m.denoiser_stride) if denoiser != "none" else None,
+        # Its cost does not depend on its strengths (a fixed number of iterations): the reference ones.
+        denoiser_layer(*REFERENCE_STRENGTHS) if denoiser != "none" else None,
         m.gate_band if m.exposure_gate else None,
     )
     if path == "fused":

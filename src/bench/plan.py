@@ -47,7 +47,7 @@ def training_paths(images: list[Path], split: Path, count: int) -> list[str]:
 
 def plan(args: argparse.Namespace, settings: Settings, paths: list[str]) -> list[dict]:
     common = {"params": str(args.params)}
-    shipped = load_params(args.params).model.denoiser
+    shipped = load_params(args.params).denoiser.kind  # tv | none
     # Every fused measurement twice where the params ship a denoiser: with it, and the curves alone.
     denoisers = [shipped] if shipped == "none" else [shipped, "none"]
     loop = {"paths": paths, "warmup_epochs": settings.warmup_epochs, "timed_epochs": settings.timed_epochs}

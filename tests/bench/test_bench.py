@@ -29,10 +29,10 @@ def test_one_run_measures_ours_and_the_reference_and_derives_the_ratios(tmp_path
     assert kinds == [
         ("reference_train", "reference", None, None),
         ("train", "zero_dce_pp", None, None),
-        ("inference", "zero_dce_pp", "keras", "n2n"),
-        ("inference", "zero_dce_pp", "traced", "n2n"),
+        ("inference", "zero_dce_pp", "keras", "tv"),
+        ("inference", "zero_dce_pp", "traced", "tv"),
         # The shipped model, and its curves alone: what the denoiser costs.
-        ("inference", "zero_dce_pp", "fused", "n2n"),
+        ("inference", "zero_dce_pp", "fused", "tv"),
         ("inference", "zero_dce_pp", "fused", "none"),
     ]
     reference, ours = report["results"][0], report["results"][1]

@@ -17,24 +17,19 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 LOSS_FILES = [f"loss_{name}.png" for name in ("spatial", "exposure", "color", "smoothness", "total")]
 
 
-def history(with_denoiser: bool = True, with_score: bool = True) -> pd.DataFrame:
-    """As training writes it: two curve epochs, then (optionally) one denoiser epoch whose
-    curve losses are empty. The score peaks at epoch 2, PSNR alone at epoch 3."""
+def history(with_score: bool = True) -> pd.DataFrame:
+    """As training writes it: three epochs of the curves. The score peaks at epoch 2, PSNR
+    alone at epoch 3."""
     rng = np.random.default_rng(0)
-    epochs = [1, 2, 3] if with_denoiser else [1, 2]
-    frame = pd.DataFrame({"epoch": epochs, "phase": [1, 1, 2][: len(epochs)]})
+    epochs = [1, 2, 3]
+    frame = pd.DataFrame({"epoch": epochs})
     for name in drawing.CURVES:
         frame[f"train_{name}"] = rng.random(len(epochs))
         frame[f"val_{name}"] = rng.random(len(epochs))
-    frame["val_psnr"] = [10.0, 12.0, 13.0][: len(epochs)]
-    frame["val_ssim"] = [0.3, 0.6, 0.4][: len(epochs)]
+    frame["val_psnr"] = [10.0, 12.0, 13.0]
+    frame["val_ssim"] = [0.3, 0.6, 0.4]
     if with_score:
         frame["val_score"] = frame["val_psnr"] + 25 * frame["val_ssim"]
-    if with_denoiser:
-        for name in drawing.CURVES:
-            frame.loc[2, f"train_{name}"] = np.nan
-        frame["train_n2n_rec"] = [np.nan, np.nan, 0.01]
-        frame["train_n2n_reg"] = [np.nan, np.nan, 0.002]
     return frame
 
 
@@ -62,22 +57,15 @@ def drawn(monkeypatch) -> list[tuple[str, plt.Figure]]:
     return figures
 
 
-def test_loss_curves_are_one_png_per_loss_term_the_total_the_denoiser_and_validation_quality(
-    tmp_path,
-) -> None:
+def test_loss_curves_are_one_png_per_loss_term_the_total_and_validation_quality(tmp_path) -> None:
     paths = drawing.loss_curves(history(), tmp_path)
-    names = [*LOSS_FILES, "loss_denoiser.png", "val_quality.png"]
+    names = [*LOSS_FILES, "val_quality.png"]
     assert paths == [tmp_path / name for name in names]
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names), "no temporary files are left"
     for path in paths:
         pixels = read_png(path)
         assert 300 < pixels.shape[1] < 800 and 200 < pixels.shape[0] < 600  # 5.5 x 3.5 in at 110 dpi
         assert pixels.std() > 5, f"{path.name} is a blank canvas"
-
-
-def test_without_a_denoiser_there_is_no_denoiser_graph(tmp_path) -> None:
-    paths = drawing.loss_curves(history(with_denoiser=False), tmp_path)
-    assert [p.name for p in paths] == [*LOSS_FILES, "val_quality.png"]
 
 
 def test_each_loss_graph_plots_train_and_validation_and_marks_the_best_scoring_epoch(tmp_path, drawn) -> None:
@@ -101,11 +89,6 @@ def test_each_loss_graph_plots_train_and_validation_and_marks_the_best_scoring_e
     np.testing.assert_array_equal(psnr_ax.lines[0].get_ydata(), frame["val_psnr"])
     assert list(psnr_ax.lines[1].get_xdata()) == [2, 2]
     np.testing.assert_array_equal(ssim_ax.lines[0].get_ydata(), frame["val_ssim"])
-    (ax,) = figures["loss_denoiser.png"].axes
-    assert ax.get_yscale() == "log" and [line.get_label() for line in ax.lines][:2] == [
-        "reconstruction",
-        "regulariser",
-    ]
 
 
 def test_an_older_history_without_a_score_marks_the_best_psnr_epoch(tmp_path, drawn) -> None:

@@ -70,14 +70,24 @@ def test_normal_light_summary_shows_a_brightener_blowing_images_out() -> None:
     assert model["psnr_vs_input"] < 25.0 and same["psnr_vs_input"] == PSNR_CAP_DB
 
 
-def test_the_model_runs_once_per_image_for_zero_dce_and_zero_dce_tv() -> None:
-    model = Counting(brighten)
-    methods = low_light_methods(model, gamma=0.5, tv_weight=0.0, clip_limit=0.01)
+def test_the_curves_run_once_per_image_for_curves_and_curves_tv() -> None:
+    model, curves = Counting(brighten), Counting(brighten)
+    methods = low_light_methods(model, curves, gamma=0.5, tv_weight=0.0, clip_limit=0.01)
     assert tuple(methods) == METHODS
     rows = score_images(TEST, methods)
-    assert model.calls == len(TEST)
-    plain, denoised = (rows[rows["method"] == m].reset_index(drop=True) for m in ("zero_dce", "zero_dce_tv"))
+    assert model.calls == len(TEST) and curves.calls == len(TEST)
+    plain, denoised = (rows[rows["method"] == m].reset_index(drop=True) for m in ("curves", "curves_tv"))
     pd.testing.assert_frame_equal(plain.drop(columns="method"), denoised.drop(columns="method"))  # weight 0
+
+
+def test_zero_dce_scores_the_model_and_curves_the_curves_alone() -> None:
+    methods = low_light_methods(brighten, identity, gamma=0.5, tv_weight=0.0, clip_limit=0.01)
+    rows = score_images(TEST, methods)
+    model, curves, given = (
+        rows[rows["method"] == m].reset_index(drop=True) for m in ("zero_dce", "curves", "input")
+    )
+    pd.testing.assert_frame_equal(curves.drop(columns="method"), given.drop(columns="method"))
+    assert (model["psnr"] != curves["psnr"]).all()
 
 
 def test_remember_last_recomputes_for_a_new_array_even_with_equal_values() -> None:
@@ -98,13 +108,14 @@ def test_summaries_keep_normal_light_rows_out_of_test_and_eval15() -> None:
     assert both["test"]["zero_dce"]["images"] == 5 and both["eval15"]["zero_dce"]["images"] == 3
 
     summary = {**both, NORMAL_LIGHT: summarise_normal_light(normal)}
-    summary.update(gamma=0.3, tv_weight=0.04, inference_ms_600x400=12.5)
+    summary.update(gamma=0.3, tv_weight=0.04, inference_ms_600x400=12.5, tv_ms_600x400=40.5)
     flat = flat_metrics(summary)
     for method in ("zero_dce", "input"):
         for metric in ("psnr_vs_input", "brightness", "brightness_in", "clipped_pct"):
             assert flat[f"normal_light_{method}_{metric}"] == summary[NORMAL_LIGHT][method][metric]
     assert (
         flat["tv_weight_fitted"] == 0.04
+        and flat["tv_ms_600x400"] == 40.5
         and flat["eval15_zero_dce_psnr"] == both["eval15"]["zero_dce"]["psnr"]
     )
     assert all(np.isfinite(value) for value in flat.values())

@@ -8,7 +8,8 @@ import pytest
 
 from src.infer.fast_path import Enhancer, architecture_of, gate_band_of
 from src.infer.tiling import enhance_tiled
-from src.model.networks import build_dce_net, build_denoiser, gate_layer, gate_strength, inference_model
+from src.model.denoise import denoiser_layer
+from src.model.networks import build_dce_net, gate_layer, gate_strength, inference_model
 
 BAND = (0.12, 0.30)
 
@@ -27,11 +28,7 @@ def test_strength_is_full_below_the_band_none_above_and_falls_in_between():
 
 def saved(tmp_path, variant="zero_dce", denoise=True, band=BAND) -> keras.Model:
     keras.utils.set_random_seed(4)
-    denoiser = build_denoiser(8, stride=2) if denoise else None
-    if denoiser is not None:  # a non-trivial denoiser (an untrained one is the identity)
-        denoiser.set_weights(
-            [np.random.default_rng(1).normal(0, 0.05, w.shape) for w in denoiser.get_weights()]
-        )
+    denoiser = denoiser_layer(0.05, 0.2, 1.0) if denoise else None
     model = inference_model(build_dce_net(4, 8, variant), 1 if variant == "zero_dce" else 3, denoiser, band)
     model.save(tmp_path / "m.keras")
     return keras.saving.load_model(tmp_path / "m.keras", compile=False)
@@ -50,10 +47,10 @@ def test_a_lit_photo_comes_back_bit_for_bit_and_a_dark_one_is_changed(tmp_path):
 def test_band_and_denoiser_are_read_back_from_the_saved_file(tmp_path):
     arch = architecture_of(saved(tmp_path))
     assert arch.gate_band == pytest.approx(BAND)
-    assert (arch.denoiser_filters, arch.denoiser_stride) == (8, 2)
+    assert arch.denoiser == (0.05, 0.2, 1.0)
     assert gate_band_of(gate_layer((0.2, 0.5))) == pytest.approx((0.2, 0.5))
     plain = architecture_of(saved(tmp_path, denoise=False, band=None))
-    assert (plain.denoiser_filters, plain.gate_band) == (0, None)
+    assert (plain.denoiser, plain.gate_band) == (None, None)
 
 
 @pytest.mark.parametrize("variant", ["zero_dce", "zero_dce_pp"])
@@ -72,5 +69,5 @@ def test_tiles_share_the_whole_photos_strength_and_match_a_whole_pass(tmp_path):
     s = enhancer.strength_of(image)
     assert 0 < s < 1
     whole = enhancer(image)
-    tiled = enhance_tiled(lambda part: enhancer(part, s), image, tile=48, margin=28)  # reach: 7 + 10 x 2 px
+    tiled = enhance_tiled(lambda part: enhancer(part, s), image, tile=48, margin=28)  # reach: 7 + 21 px
     np.testing.assert_allclose(tiled, whole, atol=2e-6)

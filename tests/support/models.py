@@ -21,7 +21,8 @@ class TinyModel:
     root: Path  # the working folder: mlflow.db, mlruns/, models/
     params: Params
     run_id: str
-    model_path: Path
+    model_path: Path  # the shipped model: curves, exposure gate and the fitted denoiser
+    curves_path: Path  # the train stage's: the same without the denoiser
     run_file: Path
     tracking_uri: str  # the store, as MLFLOW_TRACKING_URI names it while the fixture lives
 
@@ -35,35 +36,45 @@ class TinyModel:
 
 
 def train_and_evaluate(root: Path, tracking_uri: str) -> TinyModel:
-    """Train (2 epochs on 32 px crops) and evaluate on the fixture, as the train and evaluate stages do."""
+    """Train (2 epochs on 32 px crops), fit the denoiser and evaluate on the fixture, as the train,
+    train_denoiser and evaluate stages do."""
     from src import runtime
     from src.data.split import read_split
     from src.evaluate.scoring import evaluate, flat_metrics
     from src.tracking import runs as tracking
-    from src.train.run import run_training, write_training_outputs
+    from src.train.denoiser_fit import curve_cases, fit_denoiser, with_denoiser
+    from src.train.run import run_training, save_model, write_training_outputs
 
     params = tiny_params()
     runtime.configure(params.train)
     split = tiny_split(root, params)
     result, run_id = run_training(params, split, root / "ckpt")
-    model_path, run_file = root / "models" / "model.keras", root / "models" / "run.json"
+    curves_path, run_file = root / "models" / "curves.keras", root / "models" / "run.json"
+    model_path = root / "models" / "model.keras"
     write_training_outputs(
         result,
         run_id,
-        model_path,
+        curves_path,
         run_file,
         root / "reports" / "history.csv",
         root / "reports" / "train.json",
     )
+    val = read_split(split / "val.csv")
+    pairs = val.head(params.denoiser.fit_images) if params.denoiser.fit_images else val
+    fit = fit_denoiser(curve_cases(result.model, pairs), params.denoiser)
+    model = with_denoiser(result.model, fit.strengths)
+    save_model(model, model_path)
+    tracking.log_to_run(run_file, params.mlflow, model=model)
     _, summary = evaluate(
+        model,
         result.model,
         read_split(split / "test.csv"),
         read_split(split / "train.csv"),
-        read_split(split / "val.csv"),
+        val,
         params.evaluate,
     )
     tracking.log_to_run(run_file, params.mlflow, metrics=flat_metrics(summary))
-    return TinyModel(root, params, run_id, model_path, run_file, tracking_uri)
+    return TinyModel(root, params, run_id, model_path, curves_path, run_file, tracking_uri)
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ CLIP = 0.001  # binds: a clip of each worker's half-batch gradient would take an
 # The losses op by op, here and in the stage's run: each XLA compile of the fused loss costs
 # 20-40 s on 2 busy cores, and the fused kernel holds no collective (test_distribute runs it).
 TIMEOUT_S = 300  # a collective that waits for a peer forever fails the test instead
-EPOCH_LINE = re.compile(r"epoch \d+/\d+: (denoiser )?loss ")
+EPOCH_LINE = re.compile(r"epoch \d+/\d+: loss ")
 
 WORKER = r"""
 import json, runpy, sys, time
@@ -91,7 +91,7 @@ print(json.dumps({"stage_s": time.perf_counter() - started}), flush=True)
 """
 
 STAGE_ARGS = [
-    *("--split", "SPLIT", "--model", "models/model.keras", "--run-file", "models/run.json"),
+    *("--split", "SPLIT", "--model", "models/curves.keras", "--run-file", "models/run.json"),
     *("--history", "reports/history.csv", "--metrics", "reports/metrics.json"),
     *("--checkpoints", ".checkpoints/train", "--params", "params.yaml"),
 ]
@@ -117,10 +117,8 @@ def cluster(tmp_path_factory) -> dict:
     params = tiny_params(val_images=0)
     split = tiny_split(root, params)
     raw = tiny_params_dict()
-    # The run is here for who writes what (the step above checks the numerics): one curve epoch,
-    # no denoiser.
+    # The run is here for who writes what (the step above checks the numerics): one epoch.
     raw["train"].update(val_images=0, epochs=1, strategy="multi_worker", fused_loss=False)
-    raw["model"]["denoiser"] = "none"
     ports = free_ports(2)
     store = f"sqlite:///{root / 'mlflow.db'}"  # one store for both, like a tracking server
     script = WORKER.replace("CLIP", repr(CLIP)).replace(
@@ -218,7 +216,7 @@ def test_two_workers_all_reduce_the_whole_batch_gradient_and_take_the_one_device
 def test_only_the_chief_writes_and_both_train_alike(cluster):
     chief, worker = cluster["folders"]
     files = {p.relative_to(chief).as_posix() for p in chief.rglob("*") if p.is_file()}
-    assert {"models/model.keras", "models/run.json", "reports/history.csv", "reports/metrics.json"} <= files
+    assert {"models/curves.keras", "models/run.json", "reports/history.csv", "reports/metrics.json"} <= files
     assert not (chief / ".checkpoints" / "train").exists(), "cleared once the outputs are written"
     left = sorted(p.relative_to(worker).as_posix() for p in worker.rglob("*") if p.is_file())
     assert left == ["params.yaml"], "a worker writes no output, run or checkpoint"

@@ -1,5 +1,6 @@
 """src.preflight: params that validate but that the data cannot meet are refused in one line, by the
-train and evaluate stages, before TensorFlow or MLflow loads, so a refusal leaves nothing behind."""
+train, train_denoiser and evaluate stages, before TensorFlow or MLflow loads, so a refusal leaves
+nothing behind."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from PIL import Image
 
 from src.config import Params
 from src.errors import PipelineError
-from src.preflight import check_evaluation, check_training
+from src.preflight import check_denoiser_fit, check_evaluation, check_training
 from tests.support.data import REPO_ROOT
 from tests.support.pipeline import tiny_params, tiny_params_dict, tiny_split
 
@@ -25,13 +26,16 @@ from tests.support.pipeline import tiny_params, tiny_params_dict, tiny_split
 SMALLEST_SIDE = 80
 
 
-def fitting(split: dict | None = None, evaluate: dict | None = None, **train: object) -> Params:
+def fitting(
+    split: dict | None = None, evaluate: dict | None = None, denoiser: dict | None = None, **train: object
+) -> Params:
     """Tiny params that fit the tiny split (all val pairs, not the first 25 of 2), with overrides."""
     params = tiny_params(**{"val_images": 0, **train})
     return dataclasses.replace(
         params,
         split=dataclasses.replace(params.split, **(split or {})),
         evaluate=dataclasses.replace(params.evaluate, **{"tv_fit_images": 0, **(evaluate or {})}),
+        denoiser=dataclasses.replace(params.denoiser, **{"fit_images": 0, **(denoiser or {})}),
     )
 
 
@@ -51,6 +55,7 @@ def refusal(check, params: Params, split_dir: Path) -> str:
 def test_params_that_fit_the_data_pass_up_to_the_limits(split_dir):
     check_training(fitting(crop_size=SMALLEST_SIDE, batch_size=4, val_images=2), split_dir)
     check_evaluation(fitting(evaluate={"tv_fit_images": 2}), split_dir)
+    check_denoiser_fit(fitting(denoiser={"fit_images": 2}), split_dir)
 
 
 def test_a_crop_larger_than_the_smallest_train_image_is_refused(split_dir):
@@ -84,26 +89,36 @@ def test_more_val_images_than_val_pairs_are_refused(split_dir):
     assert message.endswith("at most 2 (0: all)")
     message = refusal(check_evaluation, fitting(evaluate={"tv_fit_images": 3}), split_dir)
     assert message.startswith("params.yaml: evaluate.tv_fit_images (3) is more than the 2 val pairs (")
+    message = refusal(check_denoiser_fit, fitting(denoiser={"fit_images": 3}), split_dir)
+    assert message.startswith("params.yaml: denoiser.fit_images (3) is more than the 2 val pairs (")
 
 
-@pytest.mark.parametrize("check", [check_training, check_evaluation])
+@pytest.mark.parametrize("check", [check_training, check_denoiser_fit, check_evaluation])
 def test_a_missing_split_file_is_refused(split_dir, check):
     (split_dir / "val.csv").unlink()
     message = refusal(check, fitting(), split_dir)
     assert message == f"{split_dir / 'val.csv'}: split file not found (run the split stage first)"
 
 
-@pytest.mark.parametrize("check", [check_training, check_evaluation])
-def test_a_split_that_does_not_match_the_split_params_is_refused(split_dir, check):
-    message = refusal(check, fitting(split={"train": 3}), split_dir)
+@pytest.mark.parametrize(
+    ("check", "split", "pairs"),
+    [(check_training, "train", 4), (check_evaluation, "train", 4), (check_denoiser_fit, "val", 2)],
+)
+def test_a_split_that_does_not_match_the_split_params_is_refused(split_dir, check, split, pairs):
+    message = refusal(check, fitting(split={split: 3}), split_dir)
     assert message == (
-        f"params.yaml: split.train is 3 but {split_dir / 'train.csv'} lists 4 pairs; "
+        f"params.yaml: split.{split} is 3 but {split_dir / f'{split}.csv'} lists {pairs} pairs; "
         "the split is stale: rerun it (dvc repro split)"
     )
 
 
 @pytest.mark.parametrize(
-    ("check", "split", "column"), [(check_training, "train", "low"), (check_evaluation, "test", "high")]
+    ("check", "split", "column"),
+    [
+        (check_training, "train", "low"),
+        (check_denoiser_fit, "val", "high"),
+        (check_evaluation, "test", "high"),
+    ],
 )
 def test_a_listed_image_that_is_missing_is_refused(split_dir, tmp_path, check, split, column):
     csv = split_dir / f"{split}.csv"
@@ -144,12 +159,18 @@ def run_stage(tmp_path: Path, stage: str, params: dict, split_dir: Path) -> subp
     args = {
         "stages.train": [
             *common,
-            *("--model", "models/model.keras", "--history", "reports/history.csv"),
+            *("--model", "models/curves.keras", "--history", "reports/history.csv"),
             *("--metrics", "reports/metrics.json", "--checkpoints", ".checkpoints/train"),
+        ],
+        "stages.train_denoiser": [
+            *common,
+            *("--curves", "models/curves.keras", "--model", "models/model.keras"),
+            *("--metrics", "reports/denoiser/metrics.json"),
         ],
         "stages.evaluate": [
             *common,
-            *("--model", "models/model.keras", "--per-image", "reports/per_image.csv"),
+            *("--model", "models/model.keras", "--curves", "models/curves.keras"),
+            *("--per-image", "reports/per_image.csv"),
             *("--metrics", "reports/metrics.json", "--headline", "reports/headline"),
         ],
     }[stage]
@@ -175,6 +196,12 @@ def run_stage(tmp_path: Path, stage: str, params: dict, split_dir: Path) -> subp
             {"crop_size": 84},
             "error: params.yaml: train.crop_size (84) is larger than the smallest train image (120x80); "
             "at most 80",
+        ),
+        (
+            "stages.train_denoiser",
+            "denoiser",
+            {"fit_images": 3},
+            "error: params.yaml: denoiser.fit_images (3) is more than the 2 val pairs",
         ),
         (
             "stages.evaluate",

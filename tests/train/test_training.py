@@ -1,6 +1,5 @@
 """Training runs end to end at tiny size: MLflow run contents, resuming, divergence."""
 
-import io
 import json
 import os
 import re
@@ -13,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 from src import runtime, signals
 from src.errors import PipelineError
@@ -32,7 +30,7 @@ def isolated_mlflow(tmp_path, monkeypatch):
         mlflow.end_run()
 
 
-def test_run_logs_curves_params_tags_and_a_loadable_model(tmp_path, monkeypatch):
+def test_run_logs_curves_params_tags_and_no_model(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # the default 10 s outlasts the run
     params = tiny_params()
     runtime.configure(params.train)
@@ -41,7 +39,7 @@ def test_run_logs_curves_params_tags_and_a_loadable_model(tmp_path, monkeypatch)
 
     run = mlflow.MlflowClient().get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert re.fullmatch(r"zero_dce\+n2n lr3e-04 e2 @\w{7} \d{4}-\d{6}", run.info.run_name)
+    assert re.fullmatch(r"zero_dce lr3e-04 e2 @\w{7} \d{4}-\d{6}", run.info.run_name)
     note = run.data.tags["mlflow.note.content"]
     assert f"validation PSNR **{result.best['val_psnr']:.2f} dB**" in note
     assert run.data.tags["data_version"] in note
@@ -54,7 +52,7 @@ def test_run_logs_curves_params_tags_and_a_loadable_model(tmp_path, monkeypatch)
     assert inputs["lol-train"].dataset.digest.startswith(run.data.tags["data_version"][:8])
     assert json.loads(inputs["lol-val"].dataset.profile)["num_rows"] == params.split.val
 
-    # The first val images at every step: 0 is the input, then one per epoch (2 curves + 1 denoiser).
+    # The first val images at every step: 0 is the input, then one per epoch.
     images = [a.path for a in mlflow.MlflowClient().list_artifacts(run_id, "images")]
     first_val = Path(pd.read_csv(split / "val.csv")["low"][0]).stem
     # MLflow names them <key>+step+<step>+timestamp+...png (plus a compressed copy for the UI).
@@ -63,28 +61,27 @@ def test_run_logs_curves_params_tags_and_a_loadable_model(tmp_path, monkeypatch)
         for path in images
         if path.startswith(f"images/val_{first_val}+") and path.endswith(".png")
     )
-    assert steps == [0, 1, 2, 3]
+    assert steps == [0, 1, 2]
     assert run.data.params["train.learning_rate"] == str(params.train.learning_rate)
+    # The denoiser section is the train_denoiser stage's to log: it may rerun alone with other values.
+    assert not [key for key in run.data.params if key.startswith("denoiser.")]
     assert run.data.tags["data_version"] and run.data.tags["git_commit"]
     history = {
-        key: mlflow.MlflowClient().get_metric_history(run_id, key)
-        for key in ("train_total", "val_spatial", "train_denoise")
+        key: mlflow.MlflowClient().get_metric_history(run_id, key) for key in ("train_total", "val_spatial")
     }
-    # Two epochs of curves, then one of the denoiser alone on the best curves.
+    # Two epochs of the curves, and nothing else: the denoiser is fitted by its own stage.
     assert [m.step for m in history["train_total"]] == [1, 2]
-    assert [m.step for m in history["train_denoise"]] == [3]
-    assert len(history["val_spatial"]) == 3
+    assert [m.step for m in history["val_spatial"]] == [1, 2]
+    assert not [key for key in run.data.metrics if "denoise" in key or "n2n" in key or key == "phase"]
     for key in ("train_exposure", "val_color", "val_smoothness", "val_psnr", "val_ssim", "best_val_score"):
         assert key in run.data.metrics
     assert run.data.metrics["best_val_score"] == pytest.approx(
         max(r["val_score"] for r in result.state.history)
     )
 
-    loaded = mlflow.pyfunc.load_model(f"runs:/{run_id}/model")  # the served model: PNG in, PNG out
-    png = io.BytesIO()
-    Image.fromarray(np.zeros((23, 17, 3), np.uint8)).save(png, format="PNG")
-    answer = loaded.predict(pd.DataFrame({"image": [png.getvalue()]}))
-    assert Image.open(io.BytesIO(answer["image"][0])).size == (17, 23)
+    # The model is logged by the train_denoiser stage, once it is finished (tests/train/test_denoiser_fit.py).
+    assert not run.outputs.model_outputs
+    assert not mlflow.MlflowClient().list_artifacts(run_id, "model")
 
     outputs = tmp_path / "out"
     write_training_outputs(
@@ -130,14 +127,15 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
     assert first_run.data.tags["failure_reason"] == "interrupted by SIGINT"
     assert signals.stop_line(stopped.value) == (
         f"interrupted (SIGINT); MLflow run {first_run.info.run_id[:8]} marked KILLED; "
-        "rerun to resume after epoch 2 of 4"
+        "rerun to resume after epoch 2 of 3"
     )
     assert (checkpoints / STATE_FILE).exists()
     monkeypatch.setattr(experiment, "train", real_train)
 
     result, run_id = run_training(params, split, checkpoints)
     assert run_id == first_run.info.run_id, "the resumed training continues the same MLflow run"
-    assert [row["epoch"] for row in result.state.history] == [1, 2, 3, 4]  # + one denoiser epoch
+    assert [row["epoch"] for row in result.state.history] == [1, 2, 3]
+    assert "phase" not in result.state.history[0]
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "train_total")]
     assert steps == [1, 2, 3]
     assert mlflow.MlflowClient().get_run(run_id).data.tags["resumed_at_epoch"] == "2"
@@ -223,3 +221,24 @@ def test_fused_loss_gives_the_op_by_op_losses_and_gradients(tmp_path, variant):
     fused_val, plain_val = fused.val_step(low, high), plain.val_step(low, high)
     for key in plain_val:
         np.testing.assert_allclose(fused_val[key], plain_val[key], rtol=1e-4, atol=1e-6)
+
+
+def test_validation_scores_the_finished_image_with_the_reference_denoiser():
+    """Training picks its best epoch on what ships (curves, gate, denoiser), with the denoiser at
+    fixed strengths, so no denoiser param changes which curves are trained."""
+    from src.evaluate.metrics import batch_psnr, batch_ssim
+    from src.model.denoise import REFERENCE_STRENGTHS
+    from src.train.denoiser_fit import with_denoiser
+    from src.train.float32_model import float32_inference_model
+
+    params = tiny_params()
+    trainer = Trainer(params)
+    low = tf.constant(np.random.default_rng(9).random((1, 40, 52, 3)).astype(np.float32) * 0.3)
+    high = tf.constant(np.random.default_rng(10).random((1, 40, 52, 3)).astype(np.float32))
+    got = trainer.val_step(low, high)
+    curves = float32_inference_model(trainer.model, params)
+    shipped = with_denoiser(curves, REFERENCE_STRENGTHS)
+    finished = shipped(low)
+    np.testing.assert_allclose(got["psnr"], batch_psnr(finished, high)[0], atol=1e-3)
+    np.testing.assert_allclose(got["ssim"], batch_ssim(finished, high)[0], atol=1e-5)
+    assert abs(float(got["psnr"]) - float(batch_psnr(curves(low), high)[0])) > 1e-2, "the denoiser counts"

@@ -32,8 +32,8 @@ HEARTBEAT = {"heartbeat_interval_s": 1, "heartbeat_grace_s": 3}
 
 @pytest.fixture
 def machines(tmp_path, monkeypatch, postgres, tracking_server):
-    """Two project folders, `a` and `b`, as two machines hold them: tiny params (trials of one curve
-    and one denoiser epoch) and the split. The study's storage is a fresh PostgreSQL database,
+    """Two project folders, `a` and `b`, as two machines hold them: tiny params (trials of one
+    epoch) and the split. The study's storage is a fresh PostgreSQL database,
     given on the command line; MLflow is the tracking server, through MLFLOW_TRACKING_URI."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_server.url)
     raw = tiny_params_dict()
