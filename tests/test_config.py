@@ -19,8 +19,8 @@ def repo_params() -> dict:
 def test_the_committed_params_load_with_the_documented_defaults():
     params = load_params(REPO / "params.yaml")
     assert params.split.train == 350 and params.split.val == 100 and params.split.test == 36
-    assert params.loss.smoothness_weight == 200.0 and params.train.precision == "float32"
-    assert params.flat()["train.learning_rate"] == pytest.approx(3e-4)
+    assert params.loss.smoothness_weight == 371.6 and params.train.precision == "float32"
+    assert params.flat()["train.learning_rate"] == pytest.approx(8.329e-4)  # tune/best_params.yaml
     assert params.model.variant == "zero_dce_pp" and params.denoiser.kind == "tv"
     assert params.model.gate_band == (0.12, 0.30) and params.denoiser.fit_images == 25
     grids = (params.denoiser.luma_weights, params.denoiser.chroma_weights, params.denoiser.gain_powers)
@@ -180,7 +180,8 @@ def test_exponent_floats_are_numbers(text, value):
 def test_a_params_file_may_write_1e_3(tmp_path):
     target = tmp_path / "params.yaml"
     text = (REPO / "params.yaml").read_text()
-    target.write_text(text.replace("learning_rate: 0.0003", "learning_rate: 1e-3"))
+    assert "learning_rate: 0.0008329" in text
+    target.write_text(text.replace("learning_rate: 0.0008329", "learning_rate: 1e-3"))
     assert load_params(target).train.learning_rate == 1e-3
 
 
@@ -243,7 +244,7 @@ def test_unreadable_files_are_one_line_errors(tmp_path):
 def test_errors_in_a_file_name_the_file(tmp_path):
     target = tmp_path / "params.yaml"
     target.write_text(
-        (REPO / "params.yaml").read_text().replace("learning_rate: 0.0003", "learning_rate: fast")
+        (REPO / "params.yaml").read_text().replace("learning_rate: 0.0008329", "learning_rate: fast")
     )
     with pytest.raises(
         PipelineError,
