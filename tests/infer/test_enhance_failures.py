@@ -3,8 +3,8 @@ exit status 1, nothing lost; and memory that does not grow with float copies of 
 
 A tiny untrained Zero-DCE++ (scale factor 12 and an exposure gate, as the default model)
 is enough: these tests are about files, messages and memory, not about what the curves
-look like (tests/infer/test_enhance.py checks the pixels, denoiser included). Without a
-denoiser a 25 MP photo takes ~15 s instead of ~70 s on 2 busy cores.
+look like (tests/infer/test_enhance.py checks the pixels, denoiser included); without a
+denoiser a 25 MP photo takes seconds less.
 """
 
 import subprocess
