@@ -39,7 +39,8 @@ def test_run_logs_curves_params_tags_and_no_model(tmp_path, monkeypatch):
 
     run = mlflow.MlflowClient().get_run(run_id)
     assert run.info.status == "FINISHED"
-    assert re.fullmatch(r"zero_dce lr3e-04 e2 @\w{7} \d{4}-\d{6}", run.info.run_name)
+    lr = f"{params.train.learning_rate:.0e}"  # e.g. 8e-04
+    assert re.fullmatch(rf"zero_dce lr{lr} e2 @\w{{7}} \d{{4}}-\d{{6}}", run.info.run_name)
     note = run.data.tags["mlflow.note.content"]
     assert f"validation PSNR **{result.best['val_psnr']:.2f} dB**" in note
     assert run.data.tags["data_version"] in note
