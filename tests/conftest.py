@@ -2,11 +2,12 @@
 live in tests/support/, imported by name."""
 
 import signal
+from collections.abc import Iterator
 
 import mlflow.tracking._tracking_service.utils as tracking_service
 import pytest
 
-from tests.support.models import tiny_model_store
+from tests.support.models import TinyModel, train_tiny, working_in
 from tests.support.postgres import postgres_or_skip
 from tests.support.servers import tracking_server as start_tracking_server
 
@@ -31,11 +32,18 @@ def ctrl_c_as_in_a_terminal():
     yield
 
 
+@pytest.fixture(scope="session")
+def tiny_trained(tmp_path_factory) -> TinyModel:
+    """A tiny model trained, fitted and evaluated once for the whole run, in its own MLflow store:
+    training even a tiny model costs seconds. Its users keep apart by registered-model names."""
+    return train_tiny(tmp_path_factory.mktemp("tiny"))
+
+
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory, request):
-    """A tiny trained model logged to its own MLflow store: one per test module, since
-    training even a tiny model costs seconds and the modules only read it."""
-    with tiny_model_store(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])) as model:
+def tiny(tiny_trained) -> Iterator[TinyModel]:
+    """The shared tiny model, with its folder as working directory and its store as
+    MLFLOW_TRACKING_URI for the module's tests."""
+    with working_in(tiny_trained) as model:
         yield model
 
 

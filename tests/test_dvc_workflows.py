@@ -97,6 +97,7 @@ def project(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_push_then_pull_into_a_fresh_clone_restores_the_data_bit_for_bit(project, tmp_path):
     remote = tmp_path / "remote"
     # --local: the path goes to .dvc/config.local (git-ignored), never into the committed config.
@@ -123,6 +124,7 @@ def test_push_then_pull_into_a_fresh_clone_restores_the_data_bit_for_bit(project
     assert (clone / "data/raw/lol_dataset").stat().st_mtime_ns == pulled
 
 
+@pytest.mark.slow
 def test_a_queued_sweep_runs_each_value_as_its_own_experiment(project):
     dvc(project, "exp", "run", "--queue", "-S", "split.seed=2,3", "split")
     # The worker it starts runs detached; it would hold captured pipes open until it exits.
@@ -157,6 +159,7 @@ def test_a_queued_sweep_runs_each_value_as_its_own_experiment(project):
     assert yaml.safe_load((project / "params.yaml").read_text())["split"]["seed"] == TINY_SPLIT["seed"]
 
 
+@pytest.mark.slow
 def test_a_registered_version_of_the_model_downloads_by_name(project, tmp_path):
     """`dvc artifacts get` by version or stage (GTO git tags, as `gto register` / `assign` write
     them): the file of that commit's dvc.lock, from the DVC remote. Stand-ins for the trained

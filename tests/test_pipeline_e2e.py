@@ -2,14 +2,29 @@
 
 The real thing end to end: DVC runs every stage as a subprocess, MLflow writes to a
 real sqlite store, and the assertions read what a user would look at afterwards.
+
+The same reproduced project then shows that a stage that refuses keeps the outputs of its last
+good run. DVC deletes a stage's outputs before running it unless they are declared
+`persist: true`; the stages replace their outputs whole, and only on success. A fetch from a source
+off the manifest, and a train (or split) or train_denoiser with params the data cannot meet, each
+fail with one line while `data/raw/lol_dataset`, `models/` and the reports stay as dvc.lock records
+them; a killed `dvc repro` stops its training; a good fetch still replaces the data and records it
+(last, as it changes the data the earlier tests read).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -20,12 +35,15 @@ import yaml
 
 from src.data.images import read_rgb
 from src.data.split import read_split
-from tests.support.fetch import fixture_files
+from tests.support.fetch import FIXTURE_ROOT, altered, fixture_files, write_manifest
 from tests.support.pipeline import REPO, tiny_params_dict, use_store
+from tests.support.processes import Watched, gone
+from tests.support.project import FIXTURE_MANIFEST as MANIFEST
 from tests.support.project import git, write_fixture_project
 
 pytestmark = pytest.mark.slow
 VENV_BIN = Path(sys.executable).parent
+ALTERED = "lol_dataset/our485/low/2.png"
 
 
 def tracked_files(repo: Path) -> list[str]:
@@ -56,17 +74,33 @@ def psnr_db(output: np.ndarray, target: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1 / mse)
 
 
-def run(project: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+def env() -> dict[str, str]:
+    """This environment without the test's MLflow store or DVC and git settings: the project's own."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_", "GIT_"))}
+    clean["PATH"] = f"{VENV_BIN}{os.pathsep}{clean.get('PATH', '')}"
+    clean["DVC_NO_ANALYTICS"] = "1"
+    return clean
+
+
+def dvc(project: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [str(VENV_BIN / "dvc"), *args], cwd=project, env=env, capture_output=True, text=True, timeout=900
+        [str(VENV_BIN / "dvc"), *args],
+        cwd=project,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
+
+
+def ok(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 0, f"{result.args}:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+    return result.stdout
 
 
 @pytest.fixture(scope="module")
 def reproduced(project: Path) -> Path:
-    result = run(project, "repro")
+    result = dvc(project, "repro")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return project
 
@@ -167,7 +201,7 @@ def test_metrics_are_the_means_of_the_per_image_scores_of_every_test_image(repro
         assert values["worst_psnr_vs_input"] == pytest.approx(group["psnr_vs_input"].min(), abs=1e-3)
     assert normal["input"]["psnr_vs_input"] == 100.0  # the identity, capped
     assert normal["input"]["brightness"] == normal["input"]["brightness_in"]
-    shown = run(reproduced, "metrics", "show")
+    shown = dvc(reproduced, "metrics", "show")
     assert (
         shown.returncode == 0
         and "reports/eval/headline/zero_dce.json" in shown.stdout
@@ -263,6 +297,211 @@ def test_mlflow_run_holds_curves_psnr_and_a_loadable_model(reproduced, monkeypat
 
 
 def test_second_repro_has_nothing_to_do(reproduced):
-    result = run(reproduced, "repro")
+    result = dvc(reproduced, "repro")
     assert result.returncode == 0
     assert "Running stage" not in result.stdout
+
+
+# What a refused or stopped stage keeps: the outputs of the last good run, as dvc.lock records them.
+
+
+def digests(*folders: Path) -> dict[str, str]:
+    return {
+        p.as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for folder in folders
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def mlflow_runs(project: Path) -> int:
+    with sqlite3.connect(project / "mlflow.db") as db:
+        return db.execute("select count(*) from runs").fetchone()[0]
+
+
+def logged_models(project: Path) -> int:
+    with sqlite3.connect(project / "mlflow.db") as db:
+        return db.execute("select count(*) from logged_models").fetchone()[0]
+
+
+def stage_errors(result: subprocess.CompletedProcess) -> list[str]:
+    """The stage's own `error: ...` lines (DVC adds its `ERROR: failed to reproduce ...` after them)."""
+    return [line for line in (result.stdout + result.stderr).splitlines() if line.startswith("error: ")]
+
+
+@contextmanager
+def edited_params(project: Path, **sections: dict) -> Iterator[None]:
+    """params.yaml with some keys changed, put back afterwards."""
+    path = project / "params.yaml"
+    original = path.read_text()
+    raw = yaml.safe_load(original)
+    for section, values in sections.items():
+        raw[section].update(values)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    try:
+        yield
+    finally:
+        path.write_text(original)
+
+
+def test_a_good_run_records_its_persistent_outputs_in_the_lock_and_the_cache(reproduced):
+    lock = yaml.safe_load((reproduced / "dvc.lock").read_text())["stages"]
+    for stage, path in (("train", "models/curves.keras"), ("train_denoiser", "models/model.keras")):
+        (model,) = [out for out in lock[stage]["outs"] if out["path"] == path]
+        data = (reproduced / path).read_bytes()
+        assert model["md5"] == hashlib.md5(data).hexdigest()
+        cached = reproduced / ".dvc/cache/files/md5" / model["md5"][:2] / model["md5"][2:]
+        assert cached.read_bytes() == data
+    assert not (reproduced / ".checkpoints/train").exists(), "cleared once the outputs are written"
+    assert ok(dvc(reproduced, "status", "train_denoiser", "--json")).strip() in ("{}", "")
+
+
+@pytest.mark.parametrize(
+    ("case", "fetch_args"),
+    [
+        # DVC runs fetch again whenever one of its deps changes (code in src/data, the manifest);
+        # --force does the same here. fetch.source is not a dep: any source gives the same data.
+        ("a source with one file altered", ("--force",)),
+        ("a source that does not exist", ("--force",)),
+        # A new fetch.manifest is a changed param: DVC runs fetch of its own accord.
+        ("a manifest the source does not match", ()),
+    ],
+)
+def test_a_refused_fetch_keeps_the_verified_data(reproduced, tmp_path, case, fetch_args):
+    raw = reproduced / "data/raw/lol_dataset"
+    before, lock = digests(raw), (reproduced / "dvc.lock").read_text()
+    source, manifest = str(FIXTURE_ROOT), MANIFEST
+    if case == "a source with one file altered":
+        shutil.copytree(FIXTURE_ROOT, tmp_path / "lol")
+        (tmp_path / "lol" / ALTERED).write_bytes(altered(fixture_files(), ALTERED)[ALTERED])
+        source, expected = (
+            str(tmp_path / "lol"),
+            f"error: {ALTERED}: sha256 mismatch (1 files differ, 0 missing)",
+        )
+    elif case == "a source that does not exist":
+        source = str(tmp_path / "nowhere")
+        expected = f"error: {source}: fetch.source does not exist"
+    else:
+        manifest = "manifests/fixture-next.sha256"
+        write_manifest(reproduced / manifest, altered(fixture_files(), ALTERED))
+        expected = f"error: {ALTERED}: sha256 mismatch (1 files differ, 0 missing)"
+    with edited_params(reproduced, fetch={"source": source, "manifest": manifest}):
+        result = dvc(reproduced, "repro", *fetch_args, "fetch")
+    assert result.returncode != 0
+    (line,) = stage_errors(result)
+    assert line.startswith(expected), line
+    assert "Traceback" not in result.stderr
+    assert digests(raw) == before, "the verified data is still there, unchanged"
+    assert (reproduced / "dvc.lock").read_text() == lock
+    assert not list(raw.parent.glob(".fetch-*")), "no staging folder left behind"
+    assert ok(dvc(reproduced, "status", "fetch", "--json")).strip() in ("{}", "")
+
+
+@pytest.mark.parametrize(
+    ("edits", "expected"),
+    [
+        (
+            {"train": {"crop_size": 96}},
+            "error: params.yaml: train.crop_size (96) is larger than the smallest train image (120x80); "
+            "at most 80",
+        ),
+        (
+            {"train": {"batch_size": 5}},
+            "error: params.yaml: train.batch_size (5) is more than the 4 train images",
+        ),
+        (
+            {"train": {"val_images": 3}},
+            "error: params.yaml: train.val_images (3) is more than the 2 val pairs",
+        ),
+        # Refused by split, upstream of train: the split CSVs survive as well as the model.
+        ({"split": {"train": 50}}, "error: params split: train 50 + val 2 + test 1"),
+    ],
+    ids=["crop_size", "batch_size", "val_images", "split.train"],
+)
+def test_a_refused_train_keeps_the_model_and_starts_nothing(reproduced, edits, expected):
+    kept = (reproduced / "models", reproduced / "reports/train", reproduced / "data/split")
+    before, lock, runs = digests(*kept), (reproduced / "dvc.lock").read_text(), mlflow_runs(reproduced)
+    with edited_params(reproduced, **edits):
+        started = time.perf_counter()
+        result = dvc(reproduced, "repro", "train")
+        elapsed = time.perf_counter() - started
+    assert result.returncode != 0
+    (line,) = stage_errors(result)
+    assert line.startswith(expected), line
+    assert "Traceback" not in result.stderr
+    assert digests(*kept) == before, "model, run file, reports and split are those of the last good run"
+    assert (reproduced / "dvc.lock").read_text() == lock
+    assert mlflow_runs(reproduced) == runs, "no MLflow run"
+    assert not (reproduced / ".checkpoints/train").exists(), "no checkpoint folder"
+    assert elapsed < 60, f"took {elapsed:.0f} s to refuse"  # TensorFlow never loads: seconds
+    assert ok(dvc(reproduced, "status", "train", "--json")).strip() in ("{}", "")
+
+
+def test_a_refused_denoiser_fit_keeps_the_shipped_model_and_logs_nothing(reproduced):
+    kept = (reproduced / "models", reproduced / "reports/denoiser")
+    before, lock = digests(*kept), (reproduced / "dvc.lock").read_text()
+    runs, models = mlflow_runs(reproduced), logged_models(reproduced)
+    with edited_params(reproduced, denoiser={"fit_images": 3}):
+        started = time.perf_counter()
+        result = dvc(reproduced, "repro", "train_denoiser")
+        elapsed = time.perf_counter() - started
+    assert result.returncode != 0
+    (line,) = stage_errors(result)
+    assert line.startswith("error: params.yaml: denoiser.fit_images (3) is more than the 2 val pairs"), line
+    assert "Traceback" not in result.stderr
+    assert digests(*kept) == before, "the curves, the shipped model and its metrics are the last good run's"
+    assert (reproduced / "dvc.lock").read_text() == lock
+    assert (mlflow_runs(reproduced), logged_models(reproduced)) == (runs, models), "no run, no model logged"
+    assert elapsed < 60, f"took {elapsed:.0f} s to refuse"  # TensorFlow never loads: seconds
+    assert ok(dvc(reproduced, "status", "train_denoiser", "--json")).strip() in ("{}", "")
+
+
+def test_a_training_stops_when_its_dvc_repro_is_killed(reproduced):
+    """`kill <dvc pid>` ends DVC at once, and DVC passes no signal on to its stage: the training went
+    on as an orphan and then replaced the model with no dvc.lock to match. It stops within seconds
+    now (src.signals.stop_with_dvc), its MLflow run KILLED, the model and the lock untouched."""
+    kept = (reproduced / "models", reproduced / "reports/train")
+    before, lock, runs = digests(*kept), (reproduced / "dvc.lock").read_text(), mlflow_runs(reproduced)
+    with edited_params(reproduced, train={"epochs": 200}):
+        repro = Watched(["dvc", "repro", "train"], cwd=reproduced, env=env())
+        stage = []
+        try:
+            repro.wait_for(r"epoch 1/200: loss ", timeout=300)
+            stage = repro.descendants()
+            repro.process.send_signal(signal.SIGTERM)  # DVC alone, as `kill` or a supervisor does
+            killed = time.monotonic()
+            assert repro.wait(timeout=30) != 0
+            assert gone(stage, timeout=30), "the training outlived its dvc repro"
+            stopped_in = time.monotonic() - killed
+        finally:
+            repro.kill(also=stage)
+    err = "\n".join(repro.stderr)
+    assert "stage train: dvc (pid " in err and "has exited; stopping as on SIGTERM" in err, err[-2000:]
+    assert "Traceback" not in err
+    assert stopped_in < 20, f"took {stopped_in:.0f} s"
+    assert digests(*kept) == before and (reproduced / "dvc.lock").read_text() == lock
+    with sqlite3.connect(reproduced / "mlflow.db") as db:
+        assert db.execute("select count(*) from runs").fetchone()[0] == runs + 1
+        (status,) = db.execute("select status from runs order by start_time desc limit 1").fetchone()
+    assert status == "KILLED"
+
+
+def test_a_good_fetch_replaces_the_persistent_data_and_records_it(reproduced, tmp_path):
+    """Last: it changes the data. A verified new tree replaces the old one, and DVC records and
+    caches it as it would a non-persistent output."""
+    files = altered(fixture_files(), ALTERED)
+    shutil.copytree(FIXTURE_ROOT, tmp_path / "lol")
+    (tmp_path / "lol" / ALTERED).write_bytes(files[ALTERED])
+    write_manifest(reproduced / "manifests/fixture-next.sha256", files)
+    lock_before = yaml.safe_load((reproduced / "dvc.lock").read_text())["stages"]["fetch"]["outs"][0]["md5"]
+    new = {"source": str(tmp_path / "lol"), "manifest": "manifests/fixture-next.sha256"}
+    with edited_params(reproduced, fetch=new):
+        ok(dvc(reproduced, "repro", "fetch"))
+        raw = reproduced / "data/raw"
+        tree = (raw / "lol_dataset").rglob("*")
+        copied = {p.relative_to(raw).as_posix(): p.read_bytes() for p in tree if p.is_file()}
+        assert copied == files
+        (out,) = yaml.safe_load((reproduced / "dvc.lock").read_text())["stages"]["fetch"]["outs"]
+        assert out["md5"] != lock_before and out["md5"].endswith(".dir")
+        assert (reproduced / ".dvc/cache/files/md5" / out["md5"][:2] / out["md5"][2:]).is_file()
+        assert ok(dvc(reproduced, "status", "fetch", "--json")).strip() in ("{}", "")

@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from src import quiet_tensorflow
 
 BANNER = "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -20,11 +22,13 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_importing_tensorflow_through_the_package_prints_nothing_but_our_own_lines():
     result = run_python("import src, sys, tensorflow as tf; tf.constant(1); print('ours', file=sys.stderr)")
     assert result.stderr == "ours\n"
 
 
+@pytest.mark.slow
 def test_tensorflows_own_switch_brings_the_start_up_lines_back():
     result = run_python(
         "import src, tensorflow as tf; tf.config.list_physical_devices()", TF_CPP_MIN_LOG_LEVEL="0"
@@ -56,6 +60,7 @@ def test_stderr_is_restored_even_when_the_import_fails(capfd):
     assert capfd.readouterr().err == "ImportError detail\nlater\n"
 
 
+@pytest.mark.slow
 def test_a_commands_verbose_flag_brings_them_back_too():
     code = "import sys; sys.argv = ['zero-dce-enhance', '-v']; import src, tensorflow"
     result = run_python(code)

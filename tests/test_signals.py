@@ -1,7 +1,8 @@
-"""Stop signals: SIGTERM and Ctrl-C end a command cleanly, and a stopped training resumes.
+"""Stop signals: SIGTERM and Ctrl-C end a command cleanly.
 
-The unit tests signal this very process inside `stop_on_signals`; the last one kills a real
-`python -m stages.train` with SIGTERM, as `timeout`, `kill` or a scheduler would.
+The unit tests signal this very process inside `stop_on_signals`; the last one stops a real
+`python -m stages.train` with SIGTERM, as `timeout`, `kill` or a scheduler would. That the rerun
+resumes the same run is tests/train/test_training.py's (in-process, the same checkpoint code).
 """
 
 from __future__ import annotations
@@ -110,7 +111,8 @@ def stage_train(tmp_path) -> Watched:
     )  # fmt: skip
 
 
-def test_sigterm_stops_a_training_within_seconds_and_the_rerun_resumes(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_sigterm_stops_a_training_within_seconds_its_run_killed_and_resumable(tmp_path, monkeypatch):
     use_store(monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)
     raw = tiny_params_dict()
@@ -147,16 +149,4 @@ def test_sigterm_stops_a_training_within_seconds_and_the_rerun_resumes(tmp_path,
     assert run.info.status == "KILLED"
     assert run.data.tags["failure_reason"] == "interrupted by SIGTERM"
     assert run.info.run_id[:8] in last
-
-    second = stage_train(tmp_path)
-    try:
-        code = second.wait(timeout=300)
-    finally:
-        second.kill()
-    assert code == 0, "\n".join(second.stderr[-30:])
-    assert any(line.startswith("resuming after epoch ") for line in second.stderr)
-    resumed = mlflow.get_run(run.info.run_id)
-    assert resumed.info.status == "FINISHED", "the rerun continues the same run to its end"
-    assert "failure_reason" not in resumed.data.tags, "a finished run shows no stale stop"
-    steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_psnr")]
-    assert steps == [1, 2, 3], "each epoch logged once, none lost at the stop"
+    assert (tmp_path / "ckpt" / "state.json").is_file(), "the epochs done are kept for the rerun"

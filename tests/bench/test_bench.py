@@ -14,6 +14,7 @@ from tests.support.data import FIXTURE_DATASET
 from tests.support.pipeline import tiny_params_dict
 
 
+@pytest.mark.slow
 def test_one_run_measures_ours_and_the_reference_and_derives_the_ratios(tmp_path, capsys):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(tiny_params_dict()))

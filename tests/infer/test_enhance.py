@@ -49,6 +49,7 @@ def enhance(tiny, *args: str) -> int:
     return main([*args, "--model", str(tiny.model_path)])
 
 
+@pytest.mark.slow
 def test_formats_and_odd_sizes_keep_name_size_and_format(tiny, net, tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
@@ -77,6 +78,7 @@ def test_formats_and_odd_sizes_keep_name_size_and_format(tiny, net, tmp_path):
             assert np.abs(got - expected).max() <= 1, name
 
 
+@pytest.mark.slow
 def test_tiles_with_enough_margin_equal_one_whole_image_pass(net):
     image = dark(70, 95).astype(np.float32) / 255
     whole = net(image)
@@ -90,6 +92,7 @@ def test_tiles_with_enough_margin_equal_one_whole_image_pass(net):
     assert seams > 1e-3, "without context the tile borders differ: the check above has teeth"
 
 
+@pytest.mark.slow
 def test_grayscale_alpha_palette_and_16_bit_keep_their_type(tiny, net, tmp_path):
     src, out = tmp_path / "in", tmp_path / "out"
     src.mkdir()
@@ -171,6 +174,7 @@ def test_a_rotated_jpeg_comes_out_upright_with_its_displayed_size(tiny, tmp_path
         assert written.size == (10, 20) and written.getexif().get(0x0112) == 1
 
 
+@pytest.mark.slow
 def test_existing_outputs_are_kept_unless_overwrite(tiny, tmp_path, capsys):
     Image.fromarray(dark(8, 8)).save(tmp_path / "a.png")
     out = tmp_path / "out"
@@ -199,6 +203,7 @@ def test_same_names_from_two_folders_and_missing_inputs_are_errors_not_overwrite
     assert "error: nope.png: no such file or folder" in err
 
 
+@pytest.mark.slow
 def test_model_from_a_run_uri_and_a_missing_champion(tiny, tmp_path, capsys):
     Image.fromarray(dark(6, 7)).save(tmp_path / "a.png")
     args = [str(tmp_path / "a.png"), "--output", str(tmp_path / "out")]
@@ -226,6 +231,7 @@ OWN_PEAK_RSS = (
 )
 
 
+@pytest.mark.slow
 def test_cli_large_image_in_bounded_memory_with_a_corrupt_file_among_good_ones(tiny, net, tmp_path):
     """The real command: exit status, one error line, progress bar, and RSS well under a whole pass."""
     src = tmp_path / "in"
@@ -270,6 +276,7 @@ def pp_model(path, scale: int = 8):
     return path
 
 
+@pytest.mark.slow
 def test_zero_dce_pp_in_tiles_equals_the_whole_image_pass(tmp_path):
     """Its curves come from a downscaled copy of the whole photo, which plain tiles would not
     see: they are estimated once on the whole photo and applied per tile (src.infer.downscaled)."""
@@ -299,6 +306,7 @@ def test_zero_dce_pp_in_tiles_equals_the_whole_image_pass(tmp_path):
     assert np.abs(to8(naive) - to8(whole)).max() > 2, "tiles of the whole model would have changed the result"
 
 
+@pytest.mark.slow
 def test_served_photos_equal_the_command_lines_beyond_one_tile(tmp_path):
     """`mlflow models serve` and `python -m src.enhance` run one tiler, so a Zero-DCE++ photo
     larger than the default 512 px tile gets the same pixels from both."""

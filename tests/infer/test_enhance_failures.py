@@ -157,6 +157,7 @@ def test_a_failed_write_leaves_nothing_behind_and_the_others_go_on(model_path, t
     assert (out / "a.png").is_dir() and Image.open(out / "b.png").size == (9, 9)
 
 
+@pytest.mark.slow
 def test_peak_memory_grows_by_a_few_bytes_per_pixel_not_by_float_copies(model_path, tmp_path):
     """A 25 MP JPEG through the real command (Zero-DCE++ in tiles): the peak RSS above that of
     a tiny photo in the same process. The old path kept float32 copies of the photo (and ran

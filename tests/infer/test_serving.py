@@ -32,11 +32,17 @@ ENVELOPE = 64
 
 
 @pytest.fixture(scope="module")
-def server(tiny):
-    """The champion served on 127.0.0.1; yields the /invocations URL. Always stopped afterwards."""
+def champion(tiny) -> str:
+    """The tiny model registered as `zero-dce` and promoted, as the pipeline's promote stage does."""
     assert promote(tiny.run_id, PromoteConfig()).alias == "champion"
+    return "models:/zero-dce@champion"
+
+
+@pytest.fixture(scope="module")
+def server(tiny, champion):
+    """The champion served on 127.0.0.1; yields the /invocations URL. Always stopped afterwards."""
     port = free_port()
-    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", "models:/zero-dce@champion"]
+    command = [sys.executable, "-m", "mlflow", "models", "serve", "-m", champion]
     command += ["--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)]
     env = server_env(MLFLOW_TRACKING_URI=tiny.tracking_uri)
     with running(command, f"http://127.0.0.1:{port}/ping", env, tiny.root / "serve.log", timeout_s=240):
@@ -82,6 +88,7 @@ def base64_size(n: int) -> int:
     return 4 * math.ceil(n / 3)
 
 
+@pytest.mark.server
 def test_png_in_png_out_of_any_size_with_the_models_pixels(server, keras_model):
     # 601×397 is wider than one 512 px tile: the server enhances it in overlapping tiles.
     for size in (None, (77, 53), (1, 1), (601, 397)):
@@ -96,6 +103,7 @@ def test_png_in_png_out_of_any_size_with_the_models_pixels(server, keras_model):
         assert answer_bytes <= base64_size(len(out)) * (1 + 2 / 76) + ENVELOPE
 
 
+@pytest.mark.server
 def test_jpeg_in_jpeg_out_within_jpeg_quality_95(server, keras_model):
     for size in ((120, 80), (601, 397)):
         data = file_bytes(photo(size, "eval15/low/146.png"), "JPEG", quality=90)
@@ -109,6 +117,7 @@ def test_jpeg_in_jpeg_out_within_jpeg_quality_95(server, keras_model):
         assert request_bytes <= base64_size(len(data)) + ENVELOPE
 
 
+@pytest.mark.server
 def test_one_request_of_several_images_answers_each_in_its_own_encoding(server):
     png, jpeg = file_bytes(photo(), "PNG"), file_bytes(photo(), "JPEG", quality=95)
     rows = [{"image": base64.b64encode(data).decode()} for data in (png, jpeg)]
@@ -118,6 +127,7 @@ def test_one_request_of_several_images_answers_each_in_its_own_encoding(server):
     assert [data[:3] for data in images] == [b"\x89PN", b"\xff\xd8\xff"]
 
 
+@pytest.mark.server
 def test_dataframe_split_and_inputs_formats_work_too(server):
     data = file_bytes(photo((33, 21)), "PNG")
     encoded = base64.b64encode(data).decode()
@@ -130,6 +140,7 @@ def test_dataframe_split_and_inputs_formats_work_too(server):
         assert pixels(serving.answer_image(answer.text)).shape == (21, 33, 3)
 
 
+@pytest.mark.server
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -148,6 +159,7 @@ def test_a_bad_image_is_a_400_with_a_one_line_message(server, data, message):
     assert "\n" not in error["message"] and "stack_trace" not in error
 
 
+@pytest.mark.server
 def test_a_float_tensor_is_refused_with_a_pointer_to_the_keras_network(server):
     """Decided: the served model speaks images only (see src.infer.image_model)."""
     images = np.random.default_rng(3).random((1, 5, 6, 3)).astype(np.float32)
@@ -156,6 +168,7 @@ def test_a_float_tensor_is_refused_with_a_pointer_to_the_keras_network(server):
     assert "not an image file" in answer.json()["message"]
 
 
+@pytest.mark.server
 def test_the_documented_cli_round_trip_and_its_error_line(server, tmp_path, capsys, monkeypatch):
     data = file_bytes(photo(), "JPEG", quality=92)
     (tmp_path / "photo.jpg").write_bytes(data)
@@ -181,15 +194,16 @@ def test_the_documented_cli_round_trip_and_its_error_line(server, tmp_path, caps
     assert not (tmp_path / "x.jpg").exists()
 
 
-def test_the_registered_model_carries_its_code_and_signature(tiny, tmp_path):
-    folder = Path(mlflow.artifacts.download_artifacts("models:/zero-dce@champion", dst_path=str(tmp_path)))
+def test_the_registered_model_carries_its_code_and_signature(champion, tmp_path):
+    folder = Path(mlflow.artifacts.download_artifacts(champion, dst_path=str(tmp_path)))
     for part in ("served_model.py", "code/src/infer/image_model.py", "code/src/infer/fast_path.py"):
         assert (folder / part).is_file(), part
-    info = mlflow.models.get_model_info("models:/zero-dce@champion")
+    info = mlflow.models.get_model_info(champion)
     assert info.signature.inputs.to_dict() == [{"type": "binary", "name": "image", "required": True}]
     assert info.signature.outputs.to_dict() == info.signature.inputs.to_dict()
 
 
+@pytest.mark.server
 def test_the_server_prints_no_progress_bar_per_request(tiny, server):
     """Keras `predict` drew a bar per request in the log; the fast path calls no `predict`."""
     log = (tiny.root / "serve.log").read_text()

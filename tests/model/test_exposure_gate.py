@@ -61,6 +61,7 @@ def test_fast_path_matches_the_saved_graph_with_gate_and_denoiser(tmp_path, vari
     np.testing.assert_allclose(Enhancer(model)(image), expected, atol=2e-6)
 
 
+@pytest.mark.slow
 def test_tiles_share_the_whole_photos_strength_and_match_a_whole_pass(tmp_path):
     enhancer = Enhancer(saved(tmp_path))
     rng = np.random.default_rng(6)

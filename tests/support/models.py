@@ -1,5 +1,5 @@
 """One tiny trained and evaluated model in its own temporary MLflow store, for the promotion,
-enhancement and serving tests (training it takes ~10 s, so each test module does it once)."""
+enhancement and serving tests (training it takes ~10 s, so the run does it once)."""
 
 from __future__ import annotations
 
@@ -77,18 +77,39 @@ def train_and_evaluate(root: Path, tracking_uri: str) -> TinyModel:
     return TinyModel(root, params, run_id, model_path, curves_path, run_file, tracking_uri)
 
 
-@contextlib.contextmanager
-def tiny_model_store(root: Path, tracking_uri: str | None = None) -> Iterator[TinyModel]:
-    """A trained tiny model with the working directory in its folder (MLflow writes ./mlruns),
-    in a sqlite store there, or in the store `tracking_uri` names (a tracking server)."""
+def train_tiny(root: Path) -> TinyModel:
+    """A trained tiny model in a sqlite store in `root`; the environment is as before afterwards."""
     with pytest.MonkeyPatch.context() as patch:
-        if tracking_uri:
-            patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
-        uri = tracking_uri or use_store(patch, root)
+        uri = use_store(patch, root)
         patch.chdir(root)
-        yield train_and_evaluate(root, uri)
+        try:
+            return train_and_evaluate(root, uri)
+        finally:
+            while mlflow.active_run():
+                mlflow.end_run()
+
+
+@contextlib.contextmanager
+def working_in(model: TinyModel) -> Iterator[TinyModel]:
+    """The model's folder as working directory (MLflow writes ./mlruns) and its store as
+    MLFLOW_TRACKING_URI, while the block lasts."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", model.tracking_uri)
+        patch.chdir(model.root)
+        yield model
         while mlflow.active_run():
             mlflow.end_run()
+
+
+@contextlib.contextmanager
+def tiny_model_store(root: Path, tracking_uri: str) -> Iterator[TinyModel]:
+    """A tiny model trained into the store `tracking_uri` names (a tracking server), with the
+    working directory in `root` while the block lasts."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
+        patch.chdir(root)
+        with working_in(train_and_evaluate(root, tracking_uri)) as model:
+            yield model
 
 
 def log_copy(model: TinyModel, metrics: dict[str, float], tags: dict[str, str] | None = None) -> str:

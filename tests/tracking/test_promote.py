@@ -7,8 +7,6 @@ name, so the tests share the store without sharing a registry history.
 
 import contextlib
 import json
-import subprocess
-import sys
 import threading
 
 import mlflow
@@ -18,10 +16,8 @@ import pytest
 from src.config import PromoteConfig
 from src.errors import PipelineError
 from src.tracking import promote as promotion
-from tests.support.data import REPO_ROOT
 from tests.support.models import log_copy
 from tests.support.pipeline import use_store
-from tests.support.servers import free_port, running, server_env
 
 METRIC = "test_zero_dce_psnr"
 
@@ -131,32 +127,6 @@ def test_a_run_without_the_metric_is_a_one_line_error_naming_both(tiny, capsys):
     assert exit_info.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"error: MLflow run {'0' * 32} is not in the store") and "\n" not in err
-
-
-def test_promotes_through_a_remote_tracking_server(tiny):
-    """`MLFLOW_TRACKING_URI=http://...` sends promotion to a tracking server, as for training."""
-    name = "zd-remote"
-    port = free_port()
-    db = tiny.tracking_uri  # the same store, now behind `mlflow server`
-    params = tiny.params_file(name)
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", db]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    url = f"http://127.0.0.1:{port}"
-    with running(command, f"{url}/health", server_env(), tiny.root / "server.log"):
-        promote = [sys.executable, "-m", "src.promote", "--run-id", tiny.run_id, "--params", str(params)]
-        done = subprocess.run(
-            promote,
-            cwd=REPO_ROOT,
-            env=server_env(MLFLOW_TRACKING_URI=url),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.startswith(f"{name} v1 (run {tiny.run_id[:8]}): ")
-        assert done.stdout.strip().endswith("no champion yet -> champion")
-        remote = mlflow.MlflowClient(tracking_uri=url)
-        assert remote.get_model_version_by_alias(name, "champion").run_id == tiny.run_id
 
 
 def bare_run(folder, metrics: dict[str, float]) -> str:

@@ -7,20 +7,20 @@ tiny model into it and uses the registered model name `zero-dce`, which no other
 there.
 """
 
+import subprocess
 import sys
 
 import mlflow
 import pytest
 import requests
 
-from src.config import PromoteConfig
 from src.infer import serving_payload as serving
 from src.infer.enhance import main as enhance
-from src.tracking.promote import promote
-from tests.support.data import FIXTURE_DATASET
+from tests.support.data import FIXTURE_DATASET, REPO_ROOT
 from tests.support.models import tiny_model_store
 from tests.support.servers import free_port, running, server_env
 
+pytestmark = [pytest.mark.server, pytest.mark.postgres]
 PHOTO = FIXTURE_DATASET / "eval15" / "low" / "1.png"
 CHAMPION = "models:/zero-dce@champion"
 
@@ -37,8 +37,14 @@ def test_train_promote_enhance_and_serve_through_a_tracking_server_on_postgres(
     remote_tiny, tracking_server, postgres, tmp_path
 ):
     model, store = remote_tiny, tracking_server.backend_store_uri
-    decision = promote(model.run_id, PromoteConfig(model_name="zero-dce"))
-    assert (decision.version, decision.alias) == ("1", "champion")
+    # `python -m src.promote` with MLFLOW_TRACKING_URI=http://… registers through the server.
+    command = [sys.executable, "-m", "src.promote", "--run-id", model.run_id]
+    command += ["--params", str(model.params_file("zero-dce"))]
+    env = server_env(MLFLOW_TRACKING_URI=tracking_server.url)
+    done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith(f"zero-dce v1 (run {model.run_id[:8]}): ")
+    assert done.stdout.strip().endswith("no champion yet -> champion")
 
     # Artifacts went through the server into its destination folder, not to a client-side path.
     run = mlflow.MlflowClient().get_run(model.run_id)

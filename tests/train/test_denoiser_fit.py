@@ -110,6 +110,7 @@ def run_stage(monkeypatch, root, raw: dict) -> None:
     main()
 
 
+@pytest.mark.slow
 def test_the_stage_writes_the_shipped_model_and_logs_it_to_the_training_run(tmp_path, monkeypatch, capsys):
     use_store(monkeypatch, tmp_path)
     monkeypatch.chdir(tmp_path)  # MLflow puts artifacts under ./mlruns

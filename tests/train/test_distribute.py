@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 SCRIPT = r"""
@@ -61,6 +63,7 @@ def run_check(clip: float) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_two_replicas_see_the_whole_batch_gradient_and_take_the_same_step():
     """With a clip that binds, a per-replica clip (Keras 3's own) would double the step."""
     result = run_check(clip=0.001)

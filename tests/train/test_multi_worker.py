@@ -177,6 +177,7 @@ def cluster(tmp_path_factory) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_two_workers_all_reduce_the_whole_batch_gradient_and_take_the_one_device_step(cluster):
     first, second = cluster["steps"]
     # Each worker trained on its own half of the batch (rows 0-1 and 2-3, dimmest first)...
@@ -213,6 +214,7 @@ def test_two_workers_all_reduce_the_whole_batch_gradient_and_take_the_one_device
         assert diff <= 1e-3 * moved, f"worker {worker} took another step than one device"
 
 
+@pytest.mark.slow
 def test_only_the_chief_writes_and_both_train_alike(cluster):
     chief, worker = cluster["folders"]
     files = {p.relative_to(chief).as_posix() for p in chief.rglob("*") if p.is_file()}
@@ -234,6 +236,7 @@ def test_only_the_chief_writes_and_both_train_alike(cluster):
     assert epoch_lines(cluster["stderr"][0]) == epoch_lines(cluster["stderr"][1])
 
 
+@pytest.mark.slow
 def test_workers_resume_only_together(cluster):
     """Each worker resumes from its own checkpoints: at different epochs, or with other params,
     all of them refuse before the first step rather than mix two trainings."""

@@ -30,6 +30,7 @@ def isolated_mlflow(tmp_path, monkeypatch):
         mlflow.end_run()
 
 
+@pytest.mark.slow
 def test_run_logs_curves_params_tags_and_no_model(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "1")  # the default 10 s outlasts the run
     params = tiny_params()
@@ -97,7 +98,8 @@ def test_run_logs_curves_params_tags_and_no_model(tmp_path, monkeypatch):
     assert run_id in (outputs / "run.json").read_text()
 
 
-def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch, capsys):
     params = tiny_params(epochs=3)
     runtime.configure(params.train)
     split = tiny_split(tmp_path, params)
@@ -132,9 +134,15 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
     )
     assert (checkpoints / STATE_FILE).exists()
     monkeypatch.setattr(experiment, "train", real_train)
+    capsys.readouterr()
 
     result, run_id = run_training(params, split, checkpoints)
+    printed = capsys.readouterr().err.splitlines()
+    assert any(line.startswith("resuming after epoch 2 of 3") for line in printed)
     assert run_id == first_run.info.run_id, "the resumed training continues the same MLflow run"
+    resumed = mlflow.get_run(run_id)
+    assert resumed.info.status == "FINISHED", "the rerun continues the same run to its end"
+    assert "failure_reason" not in resumed.data.tags, "a finished run shows no stale stop"
     assert [row["epoch"] for row in result.state.history] == [1, 2, 3]
     assert "phase" not in result.state.history[0]
     steps = [m.step for m in mlflow.MlflowClient().get_metric_history(run_id, "train_total")]
@@ -142,6 +150,7 @@ def test_killed_training_resumes_from_its_last_epoch(tmp_path, monkeypatch):
     assert mlflow.MlflowClient().get_run(run_id).data.tags["resumed_at_epoch"] == "2"
 
 
+@pytest.mark.slow
 def test_a_stop_during_a_checkpoint_waits_for_it(tmp_path, monkeypatch):
     """SIGTERM while an epoch is being saved: the save completes, then the training stops, so the
     checkpoint and the state naming it agree (a rerun resumes from a whole epoch)."""
@@ -166,6 +175,7 @@ def test_a_stop_during_a_checkpoint_waits_for_it(tmp_path, monkeypatch):
     assert [m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_psnr")] == [1]
 
 
+@pytest.mark.slow
 def test_changed_params_do_not_resume_a_foreign_checkpoint(tmp_path):
     params = tiny_params(epochs=1)
     runtime.configure(params.train)
@@ -176,6 +186,7 @@ def test_changed_params_do_not_resume_a_foreign_checkpoint(tmp_path):
     assert first != second
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_with_a_clear_error_and_a_failed_run(tmp_path, monkeypatch):
     params = tiny_params()
     runtime.configure(params.train)
@@ -196,6 +207,7 @@ def test_non_finite_loss_stops_with_a_clear_error_and_a_failed_run(tmp_path, mon
     assert not list(Path(tmp_path).glob("**/*.keras"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", ["zero_dce", "zero_dce_pp"])
 def test_fused_loss_gives_the_op_by_op_losses_and_gradients(tmp_path, variant):
     import dataclasses

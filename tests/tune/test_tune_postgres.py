@@ -29,6 +29,8 @@ N_TRIALS = 5  # per invocation; why 5, see the test
 # beats, so a live trial on two busy cores is not taken for a dead one.
 HEARTBEAT = {"heartbeat_interval_s": 1, "heartbeat_grace_s": 3}
 
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
 
 @pytest.fixture
 def machines(tmp_path, monkeypatch, postgres, tracking_server):
