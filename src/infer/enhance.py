@@ -239,7 +239,8 @@ def _enhance_one(
     job: Job, photos: PhotoEnhancer, overwrite: bool, max_megapixels: float | None, bar: tqdm
 ) -> float:
     """Read, enhance in tiles, write; returns the megapixels done."""
-    from src.infer.photos import read_photo, write_encoded  # lazy with the fast path, as above
+    from src.infer.photo_writing import write_encoded  # lazy with the fast path, as above
+    from src.infer.photos import read_photo
 
     if job.target.exists() and not overwrite:
         raise PipelineError(f"{job.source}: output {job.target} exists (use --overwrite to replace it)")

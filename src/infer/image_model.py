@@ -125,7 +125,8 @@ def enhance_file(photos: PhotoEnhancer, data: bytes, label: str = "image") -> by
     a millisecond, against some 300 ms of network for a 600×400 photo on 2 cores. Errors
     are one PipelineError line that names the image by `label`, not by the temporary file.
     """
-    from src.infer.photos import read_photo, write_encoded
+    from src.infer.photo_writing import write_encoded
+    from src.infer.photos import read_photo
 
     suffix = suffix_of(data)
     if suffix is None:

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from src.infer.photos import Photo, encode_into, new_output
+from src.infer.photo_writing import encode_into, new_output
+from src.infer.photos import Photo
 from src.infer.tiling import DEFAULT_MARGIN, DEFAULT_TILE, Window, count_windows, run_tiles
 
 if TYPE_CHECKING:  # TensorFlow: imported by whoever built the Enhancer

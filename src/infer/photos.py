@@ -1,4 +1,4 @@
-"""Users' photos in, enhanced photos out, each in its own format, size, bit depth and colour type.
+"""Users' photos in, each in its own format, size, bit depth and colour type, for enhancement.
 
 `src.data.images` reads the LOL dataset (8-bit RGB PNG) and nothing else; a command that
 enhances whatever a user points it at needs more: grayscale, alpha, 16 bits,
@@ -29,11 +29,10 @@ palette images, EXIF orientation. Decisions made here:
   `read_photo` applies its own limit instead (`DEFAULT_MAX_MEGAPIXELS`, from the header,
   before any pixel is decoded), so there is never a raw `DecompressionBombWarning`.
 - **Memory**: pixels stay in the file's own integer type (3 bytes per pixel for 8-bit
-  RGB) and become float32 one tile at a time (`Photo.unit_rgb`); the output is encoded
-  tile by tile into a preallocated integer array (`new_output`, `encode_into`). A float
-  copy of a 100 MP photo would be 1.2 GB, and the old code made several.
-- JPEG is written at quality 95 with the input's ICC profile and EXIF (orientation
-  reset); PNG and TIFF losslessly.
+  RGB) and become float32 one tile at a time (`Photo.unit_rgb`); a float copy of a
+  100 MP photo would be 1.2 GB.
+
+Writing them back is `src.infer.photo_writing`.
 """
 
 from __future__ import annotations
@@ -47,12 +46,19 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import tifffile
 from PIL import Image, UnidentifiedImageError, features
 
 from src.data.images import image_errors
 from src.errors import PipelineError
-from src.files import atomic_path, sync
+from src.infer.photo_formats import (
+    BAND_ROWS,
+    banded_array,
+    read_png16,
+    read_tiff16,
+    tiff_bits,
+    tiff_problem,
+    webp_is_lossless,
+)
 
 FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
 if features.check("webp"):  # Pillow's wheels include libwebp; a source build may not
@@ -66,7 +72,6 @@ EXIF_ORIENTATION = 0x0112
 # 200 MP phones (16320x12240) fit; peak memory is then ~7 bytes a pixel plus the model's tiles
 # (README "Enhancing photos"), i.e. under 3 GB.
 DEFAULT_MAX_MEGAPIXELS = 250.0
-BAND_ROWS = 256  # rows per band when a whole photo is decoded, averaged or encoded piecewise
 
 Kind = Literal["rgb", "gray"]
 
@@ -158,7 +163,7 @@ def read_photo(path: Path, max_megapixels: float | None = DEFAULT_MAX_MEGAPIXELS
             meta = {"icc_profile": image.info.get("icc_profile"), "exif": _exif_upright(exif)}
             pixels, kind, bits, alpha = _pixels(path, image, rawmode, fmt)
         # Closed: Pillow's own copy of the pixels is gone before orient() may make another.
-        lossless = fmt == "WEBP" and _webp_lossless(path)
+        lossless = fmt == "WEBP" and webp_is_lossless(path)
     pixels = orient(pixels, orientation)
     alpha = orient(alpha, orientation) if alpha is not None else None
     return Photo(pixels, kind, bits, fmt, alpha, lossless=lossless, **meta)
@@ -182,25 +187,8 @@ def _open(path: Path, fmt: str) -> Image.Image:
         raise PipelineError(f"{path}: cannot read (permission denied)") from None
     except UnidentifiedImageError:
         if fmt == "TIFF":  # Pillow knows 8/16-bit TIFF only; say what this one is
-            raise PipelineError(_tiff_problem(path)) from None
+            raise PipelineError(tiff_problem(path)) from None
         raise
-
-
-def _tiff_problem(path: Path) -> str:
-    try:
-        with tifffile.TiffFile(path) as tif:
-            page = tif.pages[0]
-            dtype, samples = np.dtype(page.dtype), int(page.samplesperpixel)
-    except Exception:  # tifffile raises many types for a file that is not a TIFF at all
-        return f"{path}: not a readable image file"
-    wanted = "(8- or 16-bit RGB or grayscale)"
-    bits = dtype.itemsize * 8
-    if dtype.kind in "fc":
-        return (
-            f"{path}: {bits}-bit {'float' if dtype.kind == 'f' else 'complex'} TIFF is not supported {wanted}"
-        )
-    kind = {"u": "unsigned integer", "i": "signed integer"}.get(dtype.kind, dtype.name)
-    return f"{path}: {bits}-bit {kind} TIFF ({samples} samples per pixel) is not supported {wanted}"
 
 
 def _check_still(path: Path, image: Image.Image) -> None:
@@ -237,13 +225,13 @@ def _pixels(
 ) -> tuple[np.ndarray, Kind, int, np.ndarray | None]:
     """(colour HxW or HxWx3, kind, bits, alpha) in the file's own integer type."""
     if image.format == "PNG" and rawmode in ("RGB;16B", "RGBA;16B"):
-        return _split_alpha(_png16(path, rawmode), "rgb", 16)
-    if image.format == "TIFF" and image.mode in ("RGB", "RGBA") and _tiff_bits(image) == 16:
-        return _split_alpha(_tiff16(path), "rgb", 16)
+        return _split_alpha(read_png16(path, rawmode), "rgb", 16)
+    if image.format == "TIFF" and image.mode in ("RGB", "RGBA") and tiff_bits(image) == 16:
+        return _split_alpha(read_tiff16(path), "rgb", 16)
     image.load()
     mode = image.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        values = _array(image)
+        values = banded_array(image)
         if values.dtype.kind == "i" and (values.min() < 0 or values.max() > 65535):
             raise PipelineError(f"{path}: 32-bit integer pixels outside 0..65535 are not supported")
         return values.astype(np.uint16, copy=False), "gray", 16, None
@@ -259,26 +247,12 @@ def _pixels(
         image = image.convert("LA")
     elif mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in mode else "RGB")
-    values = _array(image)
+    values = banded_array(image)
     if image.mode == "L":
         return values, "gray", 8, None
     if image.mode == "LA":
         return values[..., 0], "gray", 8, values[..., 1]
     return _split_alpha(values, "rgb", 8)
-
-
-def _array(image: Image.Image) -> np.ndarray:
-    """`np.asarray(image)`, band by band into one array: Pillow's `tobytes()` behind `asarray`
-    gathers the whole image in chunks and then joins them, two transient copies of it."""
-    width, height = image.size
-    if height <= BAND_ROWS:
-        return np.array(image)
-    first = np.asarray(image.crop((0, 0, width, BAND_ROWS)))
-    values = np.empty((height, *first.shape[1:]), first.dtype)
-    values[:BAND_ROWS] = first
-    for top in range(BAND_ROWS, height, BAND_ROWS):
-        values[top : top + BAND_ROWS] = np.asarray(image.crop((0, top, width, min(top + BAND_ROWS, height))))
-    return values
 
 
 def _split_alpha(
@@ -288,58 +262,6 @@ def _split_alpha(
     if values.shape[-1] == 4:
         return values[..., :3], kind, bits, values[..., 3]
     return values, kind, bits, None
-
-
-def _png16(path: Path, rawmode: str) -> np.ndarray:
-    """Both bytes of a 16-bit RGB(A) PNG, which Pillow would cut to the high byte.
-
-    Pillow's decoder un-filters the rows and then unpacks one byte per sample;
-    decoding once as big-endian (high bytes) and once as little-endian (low
-    bytes) recovers the full values with Pillow's own, tested PNG code.
-    """
-    values: np.ndarray | None = None
-    for order in ("B", "L"):
-        with Image.open(path) as again:
-            tile = again.tile[0]
-            again.tile = [tile._replace(args=rawmode[:-1] + order)]
-            again.load()
-            half = _array(again)
-        if values is None:  # in place from here: one 16-bit array, never three
-            values = half.astype(np.uint16)
-            values <<= 8
-        else:
-            values |= half
-        del half
-    assert values is not None
-    return values
-
-
-def _tiff_bits(image: Image.Image) -> int:
-    bits = image.tag_v2.get(258, (8,))
-    return int(bits[0] if isinstance(bits, tuple) else bits)
-
-
-def _tiff16(path: Path) -> np.ndarray:
-    values = tifffile.imread(path, key=0)
-    if values.ndim != 3 or values.shape[2] not in (3, 4) or values.dtype != np.uint16:
-        raise PipelineError(f"{path}: unsupported 16-bit TIFF layout {values.shape} {values.dtype}")
-    return values
-
-
-def _webp_lossless(path: Path) -> bool:
-    """Whether a WebP holds a lossless (VP8L) bitstream, which Pillow does not report.
-
-    RIFF chunks follow the 12-byte header; an extended file (VP8X) lists metadata chunks
-    first, so they are skipped until the image's own chunk.
-    """
-    with open(path, "rb") as handle:
-        handle.seek(12)
-        while len(header := handle.read(8)) == 8:
-            fourcc, size = header[:4], struct.unpack("<I", header[4:])[0]
-            if fourcc in (b"VP8L", b"VP8 ", b"ALPH"):  # ALPH comes with a lossy VP8 image
-                return fourcc == b"VP8L"
-            handle.seek(size + (size & 1), 1)
-    return False
 
 
 def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
@@ -356,134 +278,3 @@ def orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     }
     op = ops.get(orientation)
     return np.ascontiguousarray(op(pixels)) if op else pixels
-
-
-def new_output(photo: Photo) -> np.ndarray:
-    """The integer array the enhanced photo is written from, alpha already in place: tiles are
-    encoded into it (`encode_into`), so no float copy of the whole output ever exists."""
-    height, width = photo.pixels.shape[:2]
-    channels = (1 if photo.kind == "gray" else 3) + (photo.alpha is not None)
-    shape = (height, width) if channels == 1 else (height, width, channels)
-    values = np.empty(shape, np.uint16 if photo.bits == 16 else np.uint8)
-    if photo.alpha is not None:
-        values[..., -1] = photo.alpha
-    return values
-
-
-def encode_into(
-    photo: Photo, values: np.ndarray, box: tuple[int, int, int, int], enhanced: np.ndarray
-) -> None:
-    """Store enhanced float RGB (HxWx3 in [0, 1]) for `box` = (y0, y1, x0, x1) of `values`:
-    luma for a grayscale photo, clipped, rounded and in the photo's bit depth."""
-    y0, y1, x0, x1 = box
-    colour = enhanced @ LUMA if photo.kind == "gray" else np.array(enhanced, np.float32)
-    np.clip(colour, 0.0, 1.0, out=colour)  # in place: one float copy of the tile at most
-    colour *= np.float32(photo.full_scale)
-    np.rint(colour, out=colour)
-    target = values[y0:y1, x0:x1]
-    if values.ndim == 3 and values.shape[2] in (2, 4):  # alpha last, not ours to change
-        target = target[..., 0] if photo.kind == "gray" else target[..., :3]
-    target[...] = colour  # exact: integral values within the type's range
-
-
-def encode(photo: Photo, enhanced: np.ndarray) -> np.ndarray:
-    """The whole enhanced float RGB as the integer array to write (gray or RGB, alpha re-attached)."""
-    values = new_output(photo)
-    encode_into(photo, values, (0, values.shape[0], 0, values.shape[1]), enhanced)
-    return values
-
-
-def write_photo(path: Path, photo: Photo, enhanced: np.ndarray) -> None:
-    """Write whole enhanced float pixels in the input's format and colour type, atomically."""
-    write_encoded(path, photo, encode(photo, enhanced))
-
-
-def write_encoded(path: Path, photo: Photo, values: np.ndarray) -> None:
-    """Write `new_output`-shaped integer pixels in the input's format, atomically: an
-    interrupted or failed write leaves no file (and an existing one as it was)."""
-    with atomic_path(path) as tmp:
-        if values.dtype == np.uint16 and values.ndim == 3:
-            _write_rgb16(tmp, values, photo.format)
-        else:
-            _write_pillow(tmp, values, photo)
-
-
-def _write_pillow(tmp: Path, values: np.ndarray, photo: Photo) -> None:
-    image = Image.fromarray(values)
-    options: dict[str, object] = {}
-    if photo.icc_profile:
-        options["icc_profile"] = photo.icc_profile
-    if photo.format in ("JPEG", "WEBP"):
-        options.update({"lossless": True} if photo.lossless else {"quality": JPEG_QUALITY})
-        if photo.exif:
-            options["exif"] = photo.exif
-    elif photo.format == "TIFF":
-        options["compression"] = "tiff_deflate"
-    with open(tmp, "xb") as handle:
-        image.save(handle, format=photo.format, **options)
-        sync(handle)
-
-
-def _write_rgb16(tmp: Path, values: np.ndarray, fmt: str) -> None:
-    """16-bit RGB(A), which Pillow cannot write: tifffile for TIFF, a small PNG encoder for PNG."""
-    if fmt == "TIFF":
-        tifffile.imwrite(tmp, values, photometric="rgb", compression="zlib", extrasamples=_extra(values))
-        return
-    if fmt != "PNG":
-        raise PipelineError(f"{tmp}: 16-bit colour cannot be written as {fmt}")
-    with open(tmp, "xb") as handle:
-        for chunk in png16_chunks(values):
-            handle.write(chunk)
-        sync(handle)
-
-
-def _extra(values: np.ndarray) -> tuple[int, ...] | None:
-    return (2,) if values.shape[2] == 4 else None  # 2 = unassociated alpha
-
-
-def png16_chunks(values: np.ndarray, rows_per_chunk: int = 64) -> Iterator[bytes]:
-    """A 16-bit RGB or RGBA PNG as byte chunks; rows are Paeth-filtered, as photos compress best that way.
-
-    Generated band by band (big-endian copy, filter, compress), so that a large photo never
-    needs its filtered copy, nor all of its compressed data, in memory at once.
-    """
-    height, width, channels = values.shape
-    color_type = {3: 2, 4: 6}[channels]
-    bpp = 2 * channels
-    compressor = zlib.compressobj(6)
-    yield b"\x89PNG\r\n\x1a\n"
-    yield _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0))
-    above = np.zeros(width * bpp, np.uint8)
-    for start in range(0, height, rows_per_chunk):
-        rows = (
-            values[start : start + rows_per_chunk].astype(">u2").reshape(-1, width * channels).view(np.uint8)
-        )
-        band = _paeth_filter(rows, above, bpp)
-        above = rows[-1]
-        data = compressor.compress(
-            np.concatenate([np.full((len(band), 1), 4, np.uint8), band], axis=1).tobytes()
-        )
-        if data:
-            yield _chunk(b"IDAT", data)
-    yield _chunk(b"IDAT", compressor.flush())
-    yield _chunk(b"IEND", b"")
-
-
-def _paeth_filter(band: np.ndarray, above: np.ndarray, bpp: int) -> np.ndarray:
-    """PNG filter type 4 for a band of rows, given the unfiltered row above it."""
-    x = band.astype(np.int16)
-    up = np.vstack([above[None].astype(np.int16), x[:-1]])
-    left = np.zeros_like(x)
-    left[:, bpp:] = x[:, :-bpp]
-    up_left = np.zeros_like(x)
-    up_left[:, bpp:] = up[:, :-bpp]
-    estimate = left + up - up_left
-    pa, pb, pc = np.abs(estimate - left), np.abs(estimate - up), np.abs(estimate - up_left)
-    predictor = np.where((pa <= pb) & (pa <= pc), left, np.where(pb <= pc, up, up_left))
-    return ((x - predictor) & 0xFF).astype(np.uint8)
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    )

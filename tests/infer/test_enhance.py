@@ -17,7 +17,8 @@ from PIL import Image, ImageOps
 
 from src.infer.enhance import main
 from src.infer.fast_path import Enhancer
-from src.infer.photos import LUMA, orient, png16_chunks, read_photo
+from src.infer.photos import LUMA, orient, read_photo
+from src.infer.png16 import png16_chunks
 from src.infer.tiling import enhance_tiled
 from src.model.loading import load_keras_model
 from tests.support.data import REPO_ROOT
