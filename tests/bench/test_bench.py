@@ -52,7 +52,7 @@ def test_one_run_measures_ours_and_the_reference_and_derives_the_ratios(tmp_path
     assert "zero_dce_pp fused float32, curves only" in printed
 
 
-def test_goals_are_judged_from_the_measurements():
+def test_ratios_are_derived_from_the_measurements_alone():
     results = [
         {"kind": "reference_train", "variant": "reference", "precision": "float32", "images_per_s": 7.0},
         {"kind": "reference_train", "variant": "reference", "precision": "float32", "images_per_s": 10.0},
@@ -75,13 +75,9 @@ def test_goals_are_judged_from_the_measurements():
     ]
     summary = summarise(results)
     assert summary["ratios"]["train_zero_dce_mixed_bfloat16_vs_reference"] == 1.6
+    assert summary["ratios"]["train_zero_dce_float32_vs_reference"] == 1.2, "against the fastest reference"
     assert summary["ratios"]["infer_zero_dce_float32_600x400_vs_keras"] == 3.0
-    met = {g["goal"]: g["met"] for g in summary["goals"]}
-    assert met == {
-        "training zero_dce float32 ≥ 1.5x reference": False,
-        "training zero_dce mixed_bfloat16 ≥ 1.5x reference": True,
-        "zero_dce float32 600x400 ≤ 120 ms": True,
-    }
+    assert set(summary) == {"ratios"}, "no machine's targets in the report"
 
 
 def test_without_a_split_or_images_it_says_what_to_run(tmp_path, monkeypatch, capsys):
