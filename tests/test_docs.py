@@ -97,6 +97,14 @@ def test_source_files_named_in_the_text_exist(page):
     assert not [path for path in quoted if not (REPO / path).exists()]
 
 
+def test_the_project_layout_lists_every_module():
+    """docs/development.md's tree names every module of src/ (a new one must be placed in it)."""
+    layout = FENCE.findall((REPO / "docs" / "development.md").read_text().split("## Project layout")[1])[0]
+    listed = set(re.findall(r"([\w]+\.py)", layout))
+    modules = {p.name for p in (REPO / "src").rglob("*.py")}
+    assert modules - {"__init__.py", "__main__.py"} - listed == set()
+
+
 def test_the_results_tables_are_the_committed_reports():
     """The tables between `<!-- results:NAME -->` markers are written by `python -m
     src.results_tables` from reports/: rerun it after `dvc repro` and they follow."""

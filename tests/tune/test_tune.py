@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import math
 import os
@@ -109,6 +110,8 @@ def fake_train(
 @pytest.fixture
 def stub_training(monkeypatch):
     """Trials train with `fake_train`: for the study's bookkeeping (the three-trials test trains for real)."""
+    # The same signature as the real one, so a call the real training would refuse fails here too.
+    assert inspect.signature(fake_train) == inspect.signature(src.tune.trial.train)
     monkeypatch.setattr(src.tune.trial, "train", fake_train)
 
 
