@@ -6,7 +6,7 @@ params.yaml fails at once with the key's name, not deep inside a training run.
 The sections are pydantic dataclasses (frozen, unknown keys forbidden): they are still
 stdlib dataclasses, so `dataclasses.replace/asdict/fields` work on them, and `replace`
 validates its result like params.yaml itself. pydantic's multi-line ValidationError is
-turned into one `file: section.key: problem` line by `params_from_dict`.
+turned into one `file: section.key: problem` line (`src.params_messages`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BeforeValidator,
@@ -29,33 +28,27 @@ from pydantic import (
     model_validator,
 )
 from pydantic import dataclasses as pydantic_dataclasses
-from pydantic_core import ErrorDetails
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
-from src.errors import PipelineError, first_line
+from src.errors import PipelineError
+from src.params_messages import validation_line, yaml_line
 
 DEFAULT_PARAMS = Path("params.yaml")
 # Numeric precisions of training and inference: Keras mixed-precision policy names.
 Precision = Literal["float32", "mixed_bfloat16"]
 PRECISIONS: tuple[str, ...] = typing.get_args(Precision)
 
-# YAML 1.2's float syntax. PyYAML resolves plain scalars by YAML 1.1, whose floats need a dot
-# ("1.0e-3"), so `learning_rate: 1e-3` would arrive as the string "1e-3". A dot or an exponent
-# is required: without one the scalar is an int (PyYAML tries the float pattern first).
-_YAML12_NUMBER = r"[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
-_YAML12_FLOAT = re.compile(rf"^(?:{_YAML12_NUMBER}|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$")
-_FINITE_FLOAT_TEXT = re.compile(rf"^{_YAML12_NUMBER}$")
+# A float with a dot or an exponent, as YAML 1.2 writes it: text a YAML 1.1 reader left unparsed.
+_FINITE_FLOAT_TEXT = re.compile(
+    r"^[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)$"
+)
 
 
-class ParamsLoader(yaml.SafeLoader):
-    """yaml.SafeLoader whose floats follow YAML 1.2 (`1e-3`, `3E-4`, `1.5e+2` are numbers),
-    as in ruamel.yaml, which `src.tune` writes params.yaml back with."""
-
-
-ParamsLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-ParamsLoader.add_implicit_resolver("tag:yaml.org,2002:float", _YAML12_FLOAT, list("-+0123456789."))
+def read_yaml(path: Path) -> Any:
+    """A YAML file as YAML 1.2 reads it (ruamel.yaml, as `src.tune` writes params.yaml back):
+    `1e-3` is a number, `yes` a string, and a key given twice in one mapping is an error."""
+    return YAML(typ="safe", pure=True).load(path.read_text())
 
 
 def _number_from_text(value: Any) -> Any:
@@ -273,75 +266,6 @@ _PARAMS = TypeAdapter(Params)
 _SECTIONS: dict[str, type] = typing.get_type_hints(Params)
 
 
-def _path(loc: tuple[int | str, ...]) -> str:
-    """('tune', 'learning_rate', 0) → 'tune.learning_rate[0]'."""
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
-    return text
-
-
-def _known(loc: tuple[int | str, ...]) -> list[str]:
-    """The keys allowed at `loc`: section names at the top, a section's fields below it."""
-    if not loc:
-        return list(_SECTIONS)
-    cls = _SECTIONS.get(str(loc[0]))
-    return [f.name for f in dataclasses.fields(cls)] if cls else []
-
-
-def _field_type(loc: tuple[int | str, ...]) -> Any:
-    """The annotation of the `section.key` at `loc`, e.g. a Literal of the allowed values."""
-    return typing.get_type_hints(_SECTIONS[str(loc[0])])[str(loc[1])]
-
-
-_TYPE_NAMES = {
-    "int_type": "an integer",
-    "float_type": "a number",
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "finite_number": "a finite number",
-    "dataclass_type": "a mapping",
-    "dataclass_args_type": "a mapping",
-}
-_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
-
-
-def _describe(error: ErrorDetails, errors: list[ErrorDetails]) -> str:
-    """One pydantic error as `section.key: problem`, in the wording of the rest of the project."""
-    kind, loc, ctx = error["type"], error["loc"], error.get("ctx", {})
-    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
-        parent = loc[:-1]
-        unknown = sorted(str(e["loc"][-1]) for e in errors if e["type"] == kind and e["loc"][:-1] == parent)
-        what = "key(s)" if parent else "section(s)"
-        where = f"{_path(parent)}: " if parent else ""
-        return f"{where}unknown {what} {', '.join(unknown)}; known: {', '.join(sorted(_known(parent)))}"
-    if kind in ("missing", "missing_argument"):
-        return f"{_path(loc[:-1])}: missing required key {loc[-1]!r}"
-    prefix = f"{_path(loc)}: " if loc else ""
-    if kind == "value_error":  # our own validators: their message is the whole story
-        return f"{prefix}{ctx['error']}"
-    if kind == "literal_error":
-        allowed = ", ".join(map(str, typing.get_args(_field_type(loc))))
-        return f"{prefix}{error['input']!r} is not one of {allowed}"
-    if kind in _TYPE_NAMES:
-        return f"{prefix}expected {_TYPE_NAMES[kind]}, got {error['input']!r}"
-    if kind in _BOUNDS:
-        bound = next(iter(ctx.values()))
-        return f"{prefix}must be {_BOUNDS[kind]} {bound}, got {error['input']!r}"
-    return f"{prefix}{error['msg']}, got {error['input']!r}"
-
-
-def _one_line(errors: list[ErrorDetails]) -> str:
-    """The first problem only, as a compiler does (fixing it often fixes the rest), and a count
-    of the others; all unknown keys of one section count as one problem."""
-    unknown = ("unexpected_keyword_argument", "extra_forbidden")
-    problems = {("unknown", e["loc"][:-1]) if e["type"] in unknown else i for i, e in enumerate(errors)}
-    more = len(problems) - 1
-    return _describe(errors[0], errors) + (
-        f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    )
-
-
 def params_from_dict(raw: dict[str, Any], where: str = "params") -> Params:
     """Validate a params mapping (as parsed from YAML) into `Params`."""
     if not isinstance(raw, dict):
@@ -351,20 +275,16 @@ def params_from_dict(raw: dict[str, Any], where: str = "params") -> Params:
     try:
         return _PARAMS.validate_python(raw)
     except ValidationError as err:
-        raise PipelineError(f"{where}: {_one_line(err.errors(include_url=False))}") from None
+        raise PipelineError(f"{where}: {validation_line(err.errors(include_url=False), _SECTIONS)}") from None
 
 
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     """Read and validate params.yaml; a missing or malformed file is a one-line error."""
     path = Path(path)
     try:
-        raw = yaml.load(path.read_text(), Loader=ParamsLoader)  # a SafeLoader: no arbitrary objects
+        raw = read_yaml(path)  # safe: no arbitrary objects
     except FileNotFoundError:
         raise PipelineError(f"{path}: params file not found (run from the project root)") from None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        place = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-        raise PipelineError(f"{place}: not valid YAML ({err.problem or first_line(err)})") from None
-    except yaml.YAMLError as err:
-        raise PipelineError(f"{path}: not valid YAML ({first_line(err)})") from None
+    except YAMLError as err:
+        raise PipelineError(yaml_line(path, err)) from None
     return params_from_dict(raw or {}, where=str(path))

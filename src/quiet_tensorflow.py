@@ -13,8 +13,9 @@ descriptor 2 captured, and afterwards every captured line is written back except
 known banners. Anything else (a real import error, a Python warning, a genuine CUDA
 failure on a machine that has a driver) still reaches stderr, in order.
 
-`-v` / `--verbose` on any command, or `TF_CPP_MIN_LOG_LEVEL=0` (TensorFlow's own switch
-for "show me everything"), turns the filter off.
+`-v` / `--verbose` on a `python -m src.…` command (`add_verbose_flag`), or
+`TF_CPP_MIN_LOG_LEVEL=0` (TensorFlow's own switch for "show me everything") on any, turns the
+filter off.
 """
 
 from __future__ import annotations

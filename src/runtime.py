@@ -11,8 +11,8 @@ from src.config import TrainConfig
 def configure(cfg: TrainConfig) -> None:
     """Apply thread count, precision policy and seeds from params.
 
-    Thread settings only take effect before TensorFlow initialises its runtime, so
-    every stage calls this first.
+    Thread settings only take effect before TensorFlow initialises its runtime, so whatever
+    trains (the train stage, a tune worker, the bench) calls this before its first op.
     """
     if cfg.threads > 0:
         tf.config.threading.set_intra_op_parallelism_threads(cfg.threads)

@@ -9,7 +9,8 @@ forever. Inside `stop_on_signals()` (every command's `cli_entry`) all three sign
 `cli_entry` then prints one line (`stop_line`) and exits 128 + the signal's number (130, 143, 129),
 as a shell reports a process killed by that signal.
 
-Only the standard library here: `python -m src.tune` installs this before importing Optuna.
+Only the standard library and psutil here (milliseconds to import): `python -m src.tune`
+installs this before importing Optuna.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
+
+import psutil
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # A stop can arrive twice within moments (a scheduler signals every process of a job while the
@@ -104,9 +106,9 @@ def stop_with_dvc(poll_s: float = DVC_POLL_S) -> int | None:
     """Under `dvc repro`: stop as on SIGTERM once DVC itself is gone. Returns DVC's pid, if watched.
 
     DVC passes no signal on to its stage: `kill <dvc pid>` (or a supervisor that signals only its
-    child) ends DVC at once and leaves the stage running as an orphan, which went on training and
-    then replaced `models/` with no `dvc.lock` to match. Ctrl-C and `timeout` signal the whole
-    process group and need none of this. Linux only (`/proc`); elsewhere nothing is watched.
+    child) ends DVC at once and would leave the stage running as an orphan, training on and then
+    replacing `models/` with no `dvc.lock` to match. Ctrl-C and `timeout` signal the whole
+    process group and need none of this. The process tree is read with psutil.
     """
     stage = os.environ.get(DVC_STAGE_ENV)
     dvc = _dvc_process(stage) if stage else None
@@ -116,54 +118,33 @@ def stop_with_dvc(poll_s: float = DVC_POLL_S) -> int | None:
     def watch() -> None:
         while _alive(dvc):
             time.sleep(poll_s)
-        print(f"stage {stage}: dvc (pid {dvc}) has exited; stopping as on SIGTERM", file=sys.stderr)
+        print(f"stage {stage}: dvc (pid {dvc.pid}) has exited; stopping as on SIGTERM", file=sys.stderr)
         os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="dvc-watch", daemon=True).start()
-    return dvc
+    return dvc.pid
 
 
-def _dvc_process(stage: str, levels: int = 4) -> int | None:
+def _dvc_process(stage: str, levels: int = 4) -> psutil.Process | None:
     """The nearest ancestor without this stage's DVC_STAGE: DVC, above the shell it started (which
     either execs the command or waits for it, depending on the shell)."""
-    pid = os.getppid()
-    for _ in range(levels):
-        environ, parent = _proc_environ(pid), _proc_parent(pid)
-        if environ is None or parent is None:
-            return None
-        if environ.get(DVC_STAGE_ENV) != stage:
-            return pid
-        if parent <= 1:
-            return None
-        pid = parent
+    try:
+        for process in psutil.Process().parents()[:levels]:
+            if process.pid <= 1:
+                return None
+            if process.environ().get(DVC_STAGE_ENV) != stage:
+                return process
+    except psutil.Error:  # gone meanwhile, or not ours to read
+        return None
     return None
 
 
-def _proc_environ(pid: int) -> dict[str, str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return None
-    pairs = (item.split(b"=", 1) for item in raw.split(b"\0") if b"=" in item)
-    return {key.decode(errors="replace"): value.decode(errors="replace") for key, value in pairs}
-
-
-def _proc_parent(pid: int) -> int | None:
-    """The parent's pid and nothing else from /proc/<pid>/stat (the name may hold spaces and ')')."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return int(stat.rsplit(")", 1)[1].split()[1])
-
-
-def _alive(pid: int) -> bool:
+def _alive(process: psutil.Process) -> bool:
     """Running, not a zombie waiting for its parent to collect its exit status."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # gone (NoSuchProcess), or a new process took the pid
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def stop_requested() -> int | None:

@@ -7,7 +7,7 @@ import pydantic
 import pytest
 import yaml
 
-from src.config import ParamsLoader, load_params, params_from_dict
+from src.config import load_params, params_from_dict, read_yaml
 from src.errors import PipelineError
 from tests.support.pipeline import REPO
 
@@ -172,9 +172,10 @@ def test_ints_are_accepted_for_floats_but_bools_are_not_ints():
 @pytest.mark.parametrize(
     ("text", "value"), [("1e-3", 1e-3), ("3E-4", 3e-4), ("1.5e+2", 150.0), ("-2e1", -20.0)]
 )
-def test_exponent_floats_are_numbers(text, value):
+def test_exponent_floats_are_numbers(text, value, tmp_path):
     """YAML 1.1 (PyYAML's resolver) reads `1e-3` as a string; params.yaml is read as YAML 1.2."""
-    assert yaml.load(f"a: {text}", Loader=ParamsLoader) == {"a": value}
+    (tmp_path / "p.yaml").write_text(f"a: {text}")
+    assert read_yaml(tmp_path / "p.yaml") == {"a": value}
 
 
 def test_a_params_file_may_write_1e_3(tmp_path):
@@ -185,8 +186,9 @@ def test_a_params_file_may_write_1e_3(tmp_path):
     assert load_params(target).train.learning_rate == 1e-3
 
 
-def test_the_loader_changes_only_exponent_floats():
-    loaded = yaml.load("i: 12\nf: 0.5\ns: fast\nq: '1e-3'\nb: true\nn: .5\nv: 1.2.3\n", Loader=ParamsLoader)
+def test_the_loader_changes_only_exponent_floats(tmp_path):
+    (tmp_path / "p.yaml").write_text("i: 12\nf: 0.5\ns: fast\nq: '1e-3'\nb: true\nn: .5\nv: 1.2.3\n")
+    loaded = read_yaml(tmp_path / "p.yaml")
     assert loaded == {"i": 12, "f": 0.5, "s": "fast", "q": "1e-3", "b": True, "n": 0.5, "v": "1.2.3"}
     assert isinstance(loaded["i"], int)
 
@@ -251,3 +253,18 @@ def test_errors_in_a_file_name_the_file(tmp_path):
         match=rf"^{re.escape(str(target))}: train.learning_rate: expected a number, got 'fast'$",
     ):
         load_params(target)
+
+
+def test_a_key_given_twice_is_one_line_naming_it_and_both_lines(tmp_path):
+    """The last value would silently win (`epochs` given twice trained with the second)."""
+    text = (REPO / "params.yaml").read_text()
+    first = text.splitlines().index(next(line for line in text.splitlines() if line.startswith("  epochs:")))
+    lines = text.splitlines()
+    lines.insert(first + 1, "  epochs: 3")
+    (tmp_path / "params.yaml").write_text("\n".join(lines) + "\n")
+    with pytest.raises(PipelineError) as refused:
+        load_params(tmp_path / "params.yaml")
+    assert str(refused.value) == (
+        f"{tmp_path / 'params.yaml'}:{first + 2}: key 'epochs' given twice in one section "
+        f"(first at line {first + 1}); remove one"
+    )

@@ -126,7 +126,7 @@ def test_every_stage_wrote_its_outputs_and_each_agrees_with_the_stage_before(rep
     assert trained["best_epoch"] == best["epoch"] and trained["epochs"] == 2
     assert trained["val_psnr"] == pytest.approx(best["val_psnr"], abs=1e-3)
 
-    from src.infer.fast_path import architecture_of
+    from src.infer.enhancer import architecture_of
     from src.model.loading import load_keras_model
 
     # The train stage's curves, and the shipped model: the same curves with the fitted denoiser

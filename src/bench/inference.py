@@ -29,7 +29,7 @@ def measure_inference(
     denoiser: str = "none",
 ) -> dict:
     """Median latency of one image per call. `path`: `fused` is our inference path
-    (src.infer.fast_path); `keras` calls the saved float32 model directly, as the recipe does;
+    (src.infer.enhancer); `keras` calls the saved float32 model directly, as the recipe does;
     `traced` is the saved graph as one tf.function, which separates what tracing gains
     from what fusing the curves gains. `denoiser` none times the curves alone (with the
     exposure gate if params have it), so the table shows what the denoiser costs."""
@@ -39,7 +39,7 @@ def measure_inference(
     import numpy as np
     import tensorflow as tf
 
-    from src.infer.fast_path import Enhancer
+    from src.infer.enhancer import Enhancer
     from src.model.denoise import REFERENCE_STRENGTHS, denoiser_layer
     from src.model.networks import build_dce_net, inference_model
 

@@ -1,6 +1,6 @@
 """Image I/O and the one place pixel values are scaled to [0, 1].
 
-Every stage reads and writes images through here so that the uint8 → float
+Every stage reads images through here so that the uint8 → float
 conversion (and its range) is decided once: metrics, baselines and the model all
 assume float images in [0, 1], and a stray uint8 array would otherwise wrap
 around silently in a subtraction.
@@ -16,7 +16,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from src.errors import PipelineError, first_line
-from src.files import atomic_path, sync
 
 # Float images a hair outside [0, 1] (rounding in a float32 graph) are clipped rather
 # than rejected; anything further out is a bug upstream, not rounding.
@@ -101,18 +100,3 @@ def to_uint8(img: np.ndarray) -> np.ndarray:
     if img.dtype == np.uint8:
         return img
     return np.round(to_unit_float(img) * 255.0).astype(np.uint8)
-
-
-def write_png(path: Path | str, img: np.ndarray) -> None:
-    """Write an HxWx3 (or HxW) image as an 8-bit PNG, atomically.
-
-    Floats are taken as [0, 1] and rounded to the nearest 8-bit level. The file
-    appears complete or not at all, so a killed stage never leaves a half PNG
-    that DVC or the next stage would take for output.
-    """
-    pixels = to_uint8(img)
-    if pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
-        raise ValueError(f"expected an HxWx3 or HxW image, got shape {pixels.shape}")
-    with atomic_path(path) as tmp, open(tmp, "xb") as handle:
-        Image.fromarray(pixels).save(handle, format="PNG")
-        sync(handle)

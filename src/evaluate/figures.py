@@ -13,7 +13,7 @@ from src.data.split import read_split
 from src.errors import PipelineError
 from src.evaluate.drawing import Example, NormalLightExample, comparison_grid, loss_curves, normal_light_grid
 from src.evaluate.scoring import NORMAL_LIGHT
-from src.infer.fast_path import Enhancer
+from src.infer.enhancer import Enhancer
 from src.model.loading import load_keras_model
 
 

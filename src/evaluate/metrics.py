@@ -39,7 +39,7 @@ def psnr(pred: np.ndarray, target: np.ndarray) -> float:
 
 
 def ssim(pred: np.ndarray, target: np.ndarray) -> float:
-    """Mean SSIM over the valid window positions and the channels (TensorFlow's implementation).
+    """Mean SSIM over the valid windows and the channels (`batch_ssim`, `tf.image.ssim`'s definition).
 
     Images must be at least 11x11, the Gaussian window's size.
     """
@@ -79,7 +79,7 @@ def batch_ssim(pred: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
     but the 11×11 Gaussian is applied as two 1-D passes, and to all five local
     statistics in one depthwise convolution: 3.3× faster at 600×400 on 2 CPU cores,
     where `tf.image.ssim` cost more than the denoiser it was scoring. Agrees with
-    it to ~2e-6 and with scikit-image to ~1e-7 (tests/test_metrics.py).
+    it to ~2e-6 and with scikit-image to ~1e-7 (tests/evaluate/test_metrics.py).
     """
     pred, target = _as_unit_float32(pred), _as_unit_float32(target)
     channels = pred.shape[-1] if pred.shape[-1] is not None else 3

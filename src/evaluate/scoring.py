@@ -24,7 +24,7 @@ from src.config import EvaluateConfig
 from src.data.images import read_rgb, to_unit_float
 from src.evaluate.baselines import apply_gamma, clahe, fit_gamma, fit_tv_weight, tv_denoise
 from src.evaluate.metrics import PSNR_CAP_DB, psnr, ssim
-from src.infer.fast_path import Enhancer
+from src.infer.enhancer import Enhancer
 
 Enhance = Callable[[np.ndarray], np.ndarray]
 
@@ -32,7 +32,6 @@ METHODS = ("zero_dce", "curves", "curves_tv", "input", "gamma", "clahe")
 SCOPES = ("test", "eval15")
 # The `subset` of per-image rows where eval15's ground truths were the input; kept out of SCOPES.
 NORMAL_LIGHT = "normal_light"
-NORMAL_LIGHT_METHODS = ("zero_dce", "input")
 NORMAL_LIGHT_METRICS = ("psnr_vs_input", "brightness", "brightness_in", "clipped_pct")
 # Values that an 8-bit save rounds to 0 or 255: detail there is lost for good.
 _CLIP_LOW, _CLIP_HIGH = 0.5 / 255, 254.5 / 255

@@ -172,7 +172,7 @@ def _export_checked(
     image_source: str,
 ) -> ParityReport:
     """Write under a temporary name, compare with Keras, and rename into place only if it passed."""
-    from src.infer.fast_path import Enhancer  # lazy: it imports Keras and TensorFlow
+    from src.infer.enhancer import Enhancer  # lazy: it imports Keras and TensorFlow
 
     keras_enhancer = Enhancer(model, fused=False)  # the saved graph itself is the reference
     try:

@@ -22,7 +22,7 @@ _DEPRECATED_INTERPRETER = r"\s*Warning: tf\.lite\.Interpreter is deprecated"
 
 
 class TFLiteEnhancer:
-    """A `.tflite` model behind the call of `src.infer.fast_path.Enhancer`: HxWx3 float RGB in
+    """A `.tflite` model behind the call of `src.infer.enhancer.Enhancer`: HxWx3 float RGB in
     [0, 1] → enhanced.
 
     The interpreter's input is resized whenever the image size changes (and only

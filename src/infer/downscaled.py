@@ -18,7 +18,7 @@ be split instead:
 The result equals the whole-image pass up to float rounding (the box filter sums in
 float64, TensorFlow in float32): on the trained default model, 159 of 18 M 8-bit values of a
 6 MP photo come out one level apart, none more. That is checked on a probe when the path
-is built, as `src.infer.fast_path` checks itself against the saved graph.
+is built, as `src.infer.enhancer` checks itself against the saved graph.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 import tensorflow as tf
 
 from src.errors import PipelineError
-from src.infer.fast_path import PARITY_TOLERANCE, Enhancer
-from src.infer.fast_path import _fused_curves as fused_curves  # the same XLA kernel as the whole pass
+from src.infer.enhancer import PARITY_TOLERANCE, Enhancer
+from src.infer.enhancer import _fused_curves as fused_curves  # the same XLA kernel as the whole pass
 from src.infer.resampling import Box, ReadRows, box_filter, upsample_window
 from src.infer.tiling import DEFAULT_TILE, Window, enhance_tiled, run_tiles
 from src.model.denoise import tv_function

@@ -92,7 +92,7 @@ def _load_from_mlflow(uri: str) -> keras.Model:
     # Lazy: MLflow takes seconds to import, and only models:/ and runs:/ URIs need it.
     import mlflow
 
-    from src.tracking.served_model import load_keras_model_from_mlflow
+    from src.tracking.logged_model import load_keras_model_from_mlflow
 
     store = mlflow.get_tracking_uri()  # MLflow's own resolution (see src.tracking)
     if store.startswith("sqlite:///") and uri.startswith(("models:/", "runs:/")):
@@ -125,7 +125,7 @@ def enhance_all(
     import tensorflow as tf
     from tqdm import tqdm
 
-    from src.infer.fast_path import Enhancer
+    from src.infer.enhancer import Enhancer
     from src.infer.photo_tiles import PhotoEnhancer
 
     photos = PhotoEnhancer(Enhancer(model, precision), tile, margin)

@@ -49,7 +49,7 @@ from src.infer.serving_payload import IMAGE_COLUMN, suffix_of
 from src.infer.tiling import DEFAULT_MARGIN, DEFAULT_TILE
 
 if TYPE_CHECKING:  # TensorFlow: imported once a model is loaded (`ZeroDCEImages.load_context`)
-    from src.infer.fast_path import Enhancer
+    from src.infer.enhancer import Enhancer
 
 KERAS_ARTIFACT = "keras_model"  # the `.keras` file inside the logged model, by its artifact key
 
@@ -152,7 +152,7 @@ class ZeroDCEImages(PythonModel):
     """The pyfunc: `.keras` artifact → the fast path, built once per server process."""
 
     def load_context(self, context: PythonModelContext) -> None:
-        from src.infer.fast_path import Enhancer  # TensorFlow: only once a model is really loaded
+        from src.infer.enhancer import Enhancer  # TensorFlow: only once a model is really loaded
         from src.model.loading import load_keras_model
 
         self.keras_model = load_keras_model(Path(context.artifacts[KERAS_ARTIFACT]))

@@ -24,7 +24,7 @@ from src.infer.tiling import DEFAULT_MARGIN, DEFAULT_TILE, Window, count_windows
 
 if TYPE_CHECKING:  # TensorFlow: imported by whoever built the Enhancer
     from src.infer.downscaled import DownscaledCurves
-    from src.infer.fast_path import Enhancer
+    from src.infer.enhancer import Enhancer
 
 
 class PhotoEnhancer:

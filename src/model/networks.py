@@ -174,7 +174,7 @@ def finish(
 
     Both steps are scaled by the gate's strength, so an image the gate leaves alone
     comes back bit for bit. `strength` overrides the image's own (tiles of a large
-    photo must use the whole photo's, see `src.infer.fast_path`).
+    photo must use the whole photo's, see `src.infer.enhancer`).
     """
     s = gate_strength(image, gate) if strength is None and gate is not None else strength
     if s is None and denoiser is None:

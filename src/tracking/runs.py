@@ -59,13 +59,13 @@ def pip_requirements() -> list[str]:
 def log_keras_model(model: object) -> str:
     """Log the trained network to the active run as the model named `model`; returns its URI.
 
-    What is logged is the images-in, images-out pyfunc of `src.tracking.served_model`
+    What is logged is the images-in, images-out pyfunc of `src.tracking.logged_model`
     (PNG or JPEG files, base64 in the JSON, answered in the same encoding), holding the
     network as a `.keras` artifact: promotion registers it unchanged, so
     `mlflow models serve -m models:/zero-dce@champion` serves photos, and
     `src.enhance`/`src.export` take the network back out of it.
     """
-    from src.tracking.served_model import log_image_model  # lazy: imports pandas and mlflow.pyfunc
+    from src.tracking.logged_model import log_image_model  # lazy: imports pandas and mlflow.pyfunc
 
     return log_image_model(model, MODEL_ARTIFACT, pip_requirements())
 

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from src.config import DenoiserConfig
 from src.data.images import read_rgb, to_unit_float
 from src.evaluate.metrics import batch_psnr, batch_ssim, quality_score
-from src.infer.fast_path import Enhancer, architecture_of
+from src.infer.enhancer import Enhancer, architecture_of
 from src.model.denoise import compiled_tv, denoiser_layer
 from src.model.networks import CURVE_NET, build_dce_net, inference_model, precision_policy
 

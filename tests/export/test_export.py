@@ -20,7 +20,7 @@ from src.export.convert import BUILTINS
 from src.export.parity import export_onnx, export_tflite, report_path
 from src.export.runners import OnnxEnhancer, TFLiteEnhancer
 from src.export.samples import load_images, synthetic_images
-from src.infer.fast_path import Enhancer
+from src.infer.enhancer import Enhancer
 from src.model.networks import build_dce_net, inference_model
 from tests.support.data import FIXTURE_DATASET, fixture_pair
 

@@ -16,7 +16,7 @@ import tifffile
 from PIL import Image, ImageOps
 
 from src.infer.enhance import main
-from src.infer.fast_path import Enhancer
+from src.infer.enhancer import Enhancer
 from src.infer.photos import LUMA, orient, read_photo
 from src.infer.png16 import png16_chunks
 from src.infer.tiling import enhance_tiled

@@ -196,7 +196,7 @@ def test_the_documented_cli_round_trip_and_its_error_line(server, tmp_path, caps
 
 def test_the_registered_model_carries_its_code_and_signature(champion, tmp_path):
     folder = Path(mlflow.artifacts.download_artifacts(champion, dst_path=str(tmp_path)))
-    for part in ("served_model.py", "code/src/infer/image_model.py", "code/src/infer/fast_path.py"):
+    for part in ("served_model.py", "code/src/infer/image_model.py", "code/src/infer/enhancer.py"):
         assert (folder / part).is_file(), part
     info = mlflow.models.get_model_info(champion)
     assert info.signature.inputs.to_dict() == [{"type": "binary", "name": "image", "required": True}]

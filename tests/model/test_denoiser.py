@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from skimage.restoration import denoise_tv_chambolle
 
-from src.infer.fast_path import Enhancer, architecture_of
+from src.infer.enhancer import Enhancer, architecture_of
 from src.infer.tiling import RECEPTIVE_RADIUS
 from src.model.denoise import TV_ITERATIONS, adaptive_tv, denoiser_layer, tv_function
 from src.model.networks import build_dce_net, inference_model, receptive_radius

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from src.infer.fast_path import Enhancer, architecture_of, gate_band_of
+from src.infer.enhancer import Enhancer, architecture_of, gate_band_of
 from src.infer.tiling import enhance_tiled
 from src.model.denoise import denoiser_layer
 from src.model.networks import build_dce_net, gate_layer, gate_strength, inference_model

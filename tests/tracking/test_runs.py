@@ -185,7 +185,7 @@ def test_the_logged_model_enhances_image_files_and_holds_the_network(monkeypatch
     from PIL import Image
 
     from src.model.networks import build_dce_net, inference_model
-    from src.tracking.served_model import load_keras_model_from_mlflow
+    from src.tracking.logged_model import load_keras_model_from_mlflow
 
     model = inference_model(build_dce_net(iterations=2, filters=4))
     monkeypatch.setenv("MLFLOW_TRACKING_URI", shared)

@@ -18,7 +18,7 @@ import yaml
 from PIL import Image
 
 from src.config import DenoiserConfig, PromoteConfig
-from src.infer.fast_path import architecture_of
+from src.infer.enhancer import architecture_of
 from src.model.denoise import denoiser_layer
 from src.model.loading import load_keras_model
 from src.model.networks import build_dce_net, inference_model

@@ -6,7 +6,7 @@ import pytest
 from keras import layers
 
 from src.errors import PipelineError
-from src.infer.fast_path import Architecture, Enhancer, architecture_of
+from src.infer.enhancer import Architecture, Enhancer, architecture_of
 from src.model.networks import build_dce_net, inference_model
 
 

@@ -7,9 +7,6 @@ and JPEG files in and out (`src.infer.image_model`), around the trained network 
 is plain source in the model folder, with the `src` package beside it as `code_paths`,
 so `mlflow models serve --env-manager local` runs it from any directory and any Python
 that has the pinned packages, and it is readable in the artifact browser.
-
-Versions registered before this (Keras flavour, float-tensor signature) still load:
-`load_keras_model_from_mlflow` reads whichever the model folder holds.
 """
 
 from __future__ import annotations
@@ -82,8 +79,8 @@ def load_keras_model_from_mlflow(uri: str) -> keras.Model:
     """The Keras network of a `models:/`, `runs:/` URI or a local MLflow model folder.
 
     Reads the `.keras` artifact of this project's pyfunc directly (no models-from-code
-    run, no fast-path build: the caller wants the network), or loads a Keras-flavour
-    model as logged before. MLflow and Keras errors propagate for the caller to word.
+    run, no fast-path build: the caller wants the network). MLflow and Keras errors
+    propagate for the caller to word.
     """
     from src.model.loading import load_keras_model  # lazy: TensorFlow only once a model is loaded
 
@@ -92,14 +89,10 @@ def load_keras_model_from_mlflow(uri: str) -> keras.Model:
         if not local.is_dir():
             local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=folder))
         flavors = Model.load(str(local / "MLmodel")).flavors
-        if "keras" in flavors:
-            import mlflow.keras as keras_flavor  # lazy: the flavour imports Keras and TensorFlow
-
-            return keras_flavor.load_model(str(local), load_model_kwargs={"compile": False})
         artifacts = flavors.get("python_function", {}).get("artifacts", {})
         if KERAS_ARTIFACT not in artifacts:
             raise PipelineError(
-                "neither a Keras model nor this project's image model "
+                "not this project's image model "
                 f"(no {KERAS_ARTIFACT!r} artifact; flavours: {', '.join(flavors) or 'none'})"
             )
         return load_keras_model(local / artifacts[KERAS_ARTIFACT]["path"])
