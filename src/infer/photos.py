@@ -70,7 +70,7 @@ JPEG_QUALITY = 95
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, the weights of Pillow's convert("L")
 EXIF_ORIENTATION = 0x0112
 # 200 MP phones (16320x12240) fit; peak memory is then ~7 bytes a pixel plus the model's tiles
-# (README "Enhancing photos"), i.e. under 3 GB.
+# (docs/photos-and-serving.md), i.e. under 3 GB.
 DEFAULT_MAX_MEGAPIXELS = 250.0
 
 Kind = Literal["rgb", "gray"]

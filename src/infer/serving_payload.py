@@ -7,7 +7,7 @@ in MLflow's DataFrame JSON, and answers the enhanced photo in the same encoding:
     answer   {"predictions": [{"image": "<base64 of the enhanced JPEG>"}]}
     error    {"error_code": "BAD_REQUEST", "message": "image: corrupt image (...)"} (HTTP 400)
 
-`curl`, `base64` and `jq` do it all on Linux (see the README); this helper does the same
+`curl`, `base64` and `jq` do it all on Linux (docs/photos-and-serving.md); this helper does the same
 anywhere Python runs and turns an error answer into its one-line message, where a
 shell pipe would write the error JSON's "null" into the output image. Nothing here
 imports MLflow or TensorFlow, so it starts at once:
