@@ -1,9 +1,15 @@
 """DVC stage `train`: Zero-DCE on the train split, tracked in MLflow."""
 
+from __future__ import annotations
+
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from src.errors import cli_entry
+
+if TYPE_CHECKING:
+    from src.config import Params
 
 
 @cli_entry
@@ -20,39 +26,53 @@ def main() -> None:
 
     from src.config import load_params
     from src.preflight import check_training
-    from src.train.cluster import check_cluster, checkpoint_folder, is_chief, tf_config_task
+    from src.stage_lock import held
+    from src.train.cluster import check_cluster, checkpoint_folder, is_chief
 
     params = load_params(args.params)
+    check_cluster(params.train, args.params)  # train.strategy multi_worker: TF_CONFIG, batch per worker
     # Params against the data (crop and batch against the images, the split against split.*)
     # before TensorFlow loads and before an MLflow run or a checkpoint folder exists: a refusal
     # is one line in about a second and leaves nothing behind.
     check_training(params, args.split, args.params)
-    check_cluster(params.train, args.params)  # train.strategy multi_worker: TF_CONFIG, batch per worker
-    from src import runtime  # imports TensorFlow: after params are known to be valid
+    folder = checkpoint_folder(params.train.strategy, args.checkpoints)
+    # One training per checkpoint folder: a second would wipe this one's epochs (src/stage_lock.py).
+    with held(folder.name, "training"):
+        from src import runtime  # imports TensorFlow: after params are known to be valid
 
-    runtime.configure(params.train)
+        runtime.configure(params.train)
+        if is_chief(params.train.strategy):
+            train_as_chief(params, args)
+        else:
+            train_as_worker(params, args.split, folder)
+
+
+def train_as_worker(params: Params, split: Path, folder: Path) -> None:
+    """Multi-worker training: this worker takes its share of every step; the chief alone writes
+    the MLflow run, the model and the reports, so two hosts never write one file."""
     from src.train.checkpoints import Checkpoints
-    from src.train.run import run_training, run_worker_training, write_training_outputs
+    from src.train.cluster import tf_config_task
+    from src.train.run import run_worker_training
 
-    strategy = params.train.strategy
-    if not is_chief(strategy):
-        # Multi-worker training: this worker takes its share of every step; the chief alone
-        # writes the MLflow run, the model and the reports, so two hosts never write one file.
-        task = tf_config_task()
-        folder = checkpoint_folder(strategy, args.checkpoints)
-        result = run_worker_training(params, args.split, folder)
-        print(
-            f"trained {len(result.state.history)} epochs as {task.type} {task.index} of {task.workers} "
-            "workers; the chief writes the model, the reports and the MLflow run"
-        )
-        Checkpoints.clear_folder(folder)
-        return
+    task = tf_config_task()
+    result = run_worker_training(params, split, folder)
+    print(
+        f"trained {len(result.state.history)} epochs as {task.type} {task.index} of {task.workers} "
+        "workers; the chief writes the model, the reports and the MLflow run"
+    )
+    Checkpoints.clear_folder(folder)
+
+
+def train_as_chief(params: Params, args: argparse.Namespace) -> None:
+    from src.train.checkpoints import Checkpoints
+    from src.train.run import run_training, write_training_outputs
+
     result, run_id = run_training(params, args.split, args.checkpoints)
     write_training_outputs(result, run_id, args.model, args.run_file, args.history, args.metrics)
-    result_best = result.best
+    best = result.best
     print(
-        f"trained {len(result.state.history)} epochs; best epoch {int(result_best['epoch'])}: "
-        f"val PSNR {result_best['val_psnr']:.2f} dB, SSIM {result_best['val_ssim']:.3f}; MLflow run {run_id}"
+        f"trained {len(result.state.history)} epochs; best epoch {int(best['epoch'])}: "
+        f"val PSNR {best['val_psnr']:.2f} dB, SSIM {best['val_ssim']:.3f}; MLflow run {run_id}"
     )
     Checkpoints.clear_folder(args.checkpoints)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import time
 
@@ -94,6 +95,19 @@ def test_cli_entry_prints_one_line_with_the_outcomes_and_exits_as_signalled(caps
     assert capsys.readouterr().err == "interrupted (SIGTERM); run marked KILLED\n"
 
 
+def training_project(tmp_path, monkeypatch, epochs: int) -> None:
+    """A project in `tmp_path` (the working directory) with its own MLflow store, tiny params
+    training for `epochs`, and the split."""
+    use_store(monkeypatch, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    raw = tiny_params_dict()
+    raw["train"].update(epochs=epochs, val_images=0)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    from src.config import params_from_dict
+
+    tiny_split(tmp_path, params_from_dict(raw))
+
+
 def stage_train(tmp_path) -> Watched:
     outputs = tmp_path / "out"
     return Watched(
@@ -113,16 +127,7 @@ def stage_train(tmp_path) -> Watched:
 
 @pytest.mark.slow
 def test_sigterm_stops_a_training_within_seconds_its_run_killed_and_resumable(tmp_path, monkeypatch):
-    use_store(monkeypatch, tmp_path)
-    monkeypatch.chdir(tmp_path)
-    raw = tiny_params_dict()
-    # Three epochs: still training when the signal comes.
-    raw["train"].update(epochs=3, val_images=0)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
-    from src.config import params_from_dict
-
-    tiny_split(tmp_path, params_from_dict(raw))
-
+    training_project(tmp_path, monkeypatch, epochs=3)  # three: still training when the signal comes
     first = stage_train(tmp_path)
     try:
         first.wait_for(r"^epoch 1/3: loss ")
@@ -150,3 +155,40 @@ def test_sigterm_stops_a_training_within_seconds_its_run_killed_and_resumable(tm
     assert run.data.tags["failure_reason"] == "interrupted by SIGTERM"
     assert run.info.run_id[:8] in last
     assert (tmp_path / "ckpt" / "state.json").is_file(), "the epochs done are kept for the rerun"
+
+
+@pytest.mark.slow
+def test_a_training_killed_in_its_first_epoch_is_resumed_in_its_run_and_locks_out_a_second(
+    tmp_path, monkeypatch
+):
+    """`kill -9` runs no cleanup, so the run stays RUNNING until a rerun takes it over: the state
+    naming it was written before the first epoch. While the first runs, a second is refused."""
+    training_project(tmp_path, monkeypatch, epochs=2)
+    first = stage_train(tmp_path)
+    try:
+        first.wait_for(r"epoch 1/2: +\d+%")  # the progress bar: the run and its state exist
+        second = stage_train(tmp_path)
+        started = time.monotonic()
+        assert second.wait(timeout=60) == 1
+        refused_in = time.monotonic() - started
+        os.killpg(first.process.pid, signal.SIGKILL)
+        first.wait(timeout=30)
+    finally:
+        first.kill()
+    print(f"\nsecond training refused in {refused_in:.1f} s: {second.stderr[-1]}")
+    assert [line for line in second.stderr if line.strip()] == [second.stderr[-1]]
+    pid = first.process.pid
+    refusal = rf"error: another training is running \(pid {pid}, since [^)]+\); wait for it or stop it"
+    assert re.fullmatch(refusal, second.stderr[-1])
+    assert refused_in < 10
+    (orphan,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert orphan.info.status == "RUNNING", "what SIGKILL leaves, until the rerun"
+
+    rerun = stage_train(tmp_path)
+    try:
+        assert rerun.wait(timeout=300) == 0, "\n".join(rerun.stderr[-30:])
+    finally:
+        rerun.kill()
+    assert any(line.startswith("resuming its run, from epoch 1 of 2") for line in rerun.stderr)
+    (run,) = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    assert run.info.run_id == orphan.info.run_id and run.info.status == "FINISHED"

@@ -263,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {line}", file=sys.stderr)
     if not planned.jobs:
         raise PipelineError("nothing to enhance" + (" (see the errors above)" if planned.errors else ""))
-    model = load_model(args.model or default_model_uri(args.params))
     make_output_folder(args.output)
+    model = load_model(args.model or default_model_uri(args.params))
     outcome = enhance_all(
         planned.jobs, model, args.overwrite, args.tile, args.margin, args.precision, args.max_megapixels
     )

@@ -4,6 +4,7 @@ output name, an output folder that cannot be) found up front as one line each.""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +95,14 @@ def check_output_folder(folder: Path) -> None:
 
 
 def make_output_folder(folder: Path) -> None:
+    """Create the folder and prove it takes a file, before the model loads and any photo is
+    enhanced: a read-only folder must not cost the compute of every photo first."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as err:  # a race with the check above, permissions, a full disk
         raise PipelineError(f"{folder}: cannot create the output folder ({err.strerror or err})") from None
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".write-check-"):
+            pass
+    except OSError as err:
+        raise PipelineError(f"{folder}: cannot write in the output folder ({err.strerror or err})") from None

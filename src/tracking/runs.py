@@ -122,3 +122,18 @@ def with_section(description: str, section: str) -> str:
     heading = section.splitlines()[0]
     kept = [part for part in description.split("\n\n---\n\n") if part and part.splitlines()[0] != heading]
     return "\n\n---\n\n".join([*kept, section])
+
+
+def close_orphan(run_id: str, reason: str) -> bool:
+    """End a run its process can no longer end (killed with SIGKILL, the machine lost) as KILLED,
+    with `reason`; whether it was left RUNNING. The caller holds the lock that run's process held
+    (src/stage_lock.py), so no live process owns it."""
+    client = mlflow.MlflowClient()
+    try:
+        if client.get_run(run_id).info.status != "RUNNING":
+            return False
+        client.set_tag(run_id, "failure_reason", reason)
+        client.set_terminated(run_id, status="KILLED")
+    except mlflow.exceptions.MlflowException:  # deleted, or another store: nothing to close here
+        return False
+    return True

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -151,13 +150,17 @@ def train(
     resumed = state is not None
     total = cfg.epochs
     if state is not None:
-        checkpoints.restore()
-        print(f"resuming after epoch {state.completed_epochs} of {total} ({checkpoint_dir})", file=sys.stderr)
+        checkpoints.restore(state)
+        done = state.completed_epochs
+        where = f"after epoch {done} of {total}" if done else f"its run, from epoch 1 of {total}"
+        print(f"resuming {where} ({checkpoint_dir})", file=sys.stderr)
     else:
-        shutil.rmtree(checkpoint_dir / "epochs", ignore_errors=True)
         state = TrainingState(fingerprint=fingerprint_value)
     if on_start:
-        on_start(state, resumed)
+        on_start(state, resumed)  # names the run (state.run_id) before anything is saved
+    if not resumed:
+        with signals.deferred():  # the run id is on disk, with the initial weights, before epoch 1
+            checkpoints.start(state)
 
     images = TrainingImages(train_paths, cfg.crop_size, cfg.batch_size, cfg.seed)
     # Every epoch is scored on the same first `val_images` val pairs at full resolution:
@@ -204,5 +207,5 @@ def train(
         if on_preview:
             on_preview(epoch, float32_inference_model(trainer.model, params))
 
-    checkpoints.load_best()
+    checkpoints.load_best(state)
     return TrainingResult(model=float32_inference_model(trainer.model, params), state=state)

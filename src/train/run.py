@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,7 +32,7 @@ from src.data.split import read_split
 from src.files import atomic_path, atomic_write_text
 from src.tracking import runs as tracking
 from src.tracking.lineage import log_split_inputs
-from src.train.checkpoints import Checkpoints, TrainingState, fingerprint
+from src.train.checkpoints import Checkpoints, TrainingState, fingerprint, read_state
 from src.train.loop import PreviewCallback, TrainingResult, train
 
 PREVIEW_IMAGES = 3  # val images logged every epoch (the first of the split: the same every run)
@@ -101,8 +102,24 @@ def resume_hint(params: Params, checkpoint_dir: Path, fingerprint_value: str) ->
     """What a rerun will do, read from the checkpoint folder as the rerun will read it."""
     state = Checkpoints.load_state(checkpoint_dir, fingerprint_value)
     if state is None:
-        return "no epoch had finished; a rerun starts afresh"
+        return "a rerun starts afresh"
+    if state.completed_epochs == 0:
+        return "no epoch had finished; a rerun starts epoch 1 in the same run"
     return f"rerun to resume after epoch {state.completed_epochs} of {params.train.epochs}"
+
+
+# Why a run left RUNNING is closed by the next training in its checkpoint folder.
+ORPHAN_REASON = "its process was killed before it could end it; a later training took over its checkpoints"
+
+
+def recorded_run(checkpoint_dir: Path) -> str | None:
+    """The run id the folder's state records, whatever experiment it was: the run of a training
+    that a new one replaces, to be closed if its process was killed before it could."""
+    try:
+        state = read_state(checkpoint_dir)
+    except ValueError:
+        return None
+    return state.run_id if state else None
 
 
 def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple[TrainingResult, str]:
@@ -114,6 +131,8 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
     tags = tracking.provenance_tags(data_version=data_version, split_version=split_version(split_dir))
     previews: list[PreviewCallback] = []
 
+    previous_run = recorded_run(checkpoint_dir)
+
     def on_start(state: TrainingState, resumed: bool) -> None:
         # System metrics (CPU, memory, GPU if any, sampled every 10 s) sit beside the loss
         # curves: a slow epoch is then visibly the machine's or the model's.
@@ -123,6 +142,8 @@ def run_training(params: Params, split_dir: Path, checkpoint_dir: Path) -> tuple
             if "failure_reason" in run.data.tags:  # the stop that ended the last attempt; this one goes on
                 mlflow.MlflowClient().delete_tag(run.info.run_id, "failure_reason")
         else:
+            if previous_run and tracking.close_orphan(previous_run, ORPHAN_REASON):
+                print(f"MLflow run {previous_run[:8]} of a killed training marked KILLED", file=sys.stderr)
             run = mlflow.start_run(run_name=run_name(params, tags["git_commit"]), log_system_metrics=True)
             state.run_id = run.info.run_id
             # The denoiser section is the train_denoiser stage's, which may rerun alone with other

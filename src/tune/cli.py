@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 from src import signals
-from src.config import load_params
+from src.config import Params, load_params
 from src.errors import PipelineError, cli_entry
 from src.quiet_tensorflow import add_verbose_flag
+from src.stage_lock import held
 from src.tune.params_file import apply_to_params, best_params_document
 from src.tune.search import run_search
 from src.tune.study import load_or_create_study, shown_storage
@@ -117,11 +119,21 @@ def main(argv: list[str] | None = None) -> None:
             raise
         return
     check_flags(args)
-    # Imported here, not at the top: src.tune.trial imports TensorFlow, which --help must not wait for.
-    from src.tune.trial import with_overrides
-
     overrides = cli_overrides(args)
-    params = with_overrides(load_params(args.params), overrides)
+    base = load_params(args.params)
+    name = overrides.get("tune.study_name", base.tune.study_name)
+    # One invocation per study and project (its workers are its own processes): a second would
+    # race this one for the same output files (src/stage_lock.py). Taken before TensorFlow loads,
+    # so a refusal takes a second.
+    lock_name = "tune-" + re.sub(r"[^\w.-]", "_", name)  # a study name may hold any character
+    with held(lock_name, f"tuning of study {name!r}"):
+        # Imported here, not at the top: src.tune.trial imports TensorFlow, which --help must not wait for.
+        from src.tune.trial import with_overrides
+
+        search_and_apply(args, with_overrides(base, overrides), overrides)
+
+
+def search_and_apply(args: argparse.Namespace, params: Params, overrides: dict[str, Any]) -> None:
     if args.apply_only:
         study = load_or_create_study(params.tune)
         if not any(t.state == optuna.trial.TrialState.COMPLETE for t in study.trials):

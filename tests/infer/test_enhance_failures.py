@@ -7,10 +7,12 @@ look like (tests/infer/test_enhance.py checks the pixels, denoiser included); wi
 denoiser a 25 MP photo takes seconds less.
 """
 
+import os
 import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -69,6 +71,28 @@ def test_an_output_below_a_file_is_one_line(model_path, tmp_path, capsys):
         f"error: {tmp_path / 'file' / 'sub' / 'deeper'}: cannot create this output folder: "
         f"{tmp_path / 'file'} is a file"
     ]
+
+
+def unwritable_folder(tmp_path) -> Path:
+    """A folder this process cannot write in: a mode-555 one, or for root (who writes anywhere)
+    the kernel's /sys, which refuses new files to everyone."""
+    if os.geteuid() != 0:
+        folder = tmp_path / "read-only"
+        folder.mkdir(mode=0o555)
+        return folder
+    return Path("/sys")
+
+
+def test_a_read_only_output_is_one_line_before_the_model_loads(tmp_path, capsys):
+    out = unwritable_folder(tmp_path)
+    if os.access(out, os.W_OK) and os.geteuid() != 0:
+        pytest.skip(f"{out} is writable here")
+    Image.fromarray(dark(8, 8)).save(tmp_path / "a.png")
+    # No model at all: the folder is checked first, so its line is the one shown.
+    assert run(tmp_path / "no-such-model.keras", str(tmp_path / "a.png"), "-o", str(out)) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: {out}: cannot write in the output folder (")
+    assert not list(tmp_path.glob("read-only/*"))
 
 
 @pytest.mark.skipif(not features.check("webp"), reason="this Pillow has no WebP")

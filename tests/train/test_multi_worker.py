@@ -221,7 +221,8 @@ def test_only_the_chief_writes_and_both_train_alike(cluster):
     assert {"models/curves.keras", "models/run.json", "reports/history.csv", "reports/metrics.json"} <= files
     assert not (chief / ".checkpoints" / "train").exists(), "cleared once the outputs are written"
     left = sorted(p.relative_to(worker).as_posix() for p in worker.rglob("*") if p.is_file())
-    assert left == ["params.yaml"], "a worker writes no output, run or checkpoint"
+    # Its lock (each worker holds its own checkpoint folder's: train-worker1) is all it leaves.
+    assert left == [".locks/train-worker1.lock", "params.yaml"], "a worker writes no output, run, checkpoint"
     assert "as worker 1 of 2 workers; the chief writes" in cluster["stdout"][1]
     runs = mlflow.MlflowClient(cluster["store"]).search_runs(
         [e.experiment_id for e in mlflow.MlflowClient(cluster["store"]).search_experiments()]

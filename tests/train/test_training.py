@@ -1,5 +1,6 @@
 """Training runs end to end at tiny size: MLflow run contents, resuming, divergence."""
 
+import dataclasses
 import json
 import os
 import re
@@ -15,8 +16,9 @@ import tensorflow as tf
 
 from src import runtime, signals
 from src.errors import PipelineError
-from src.train.checkpoints import STATE_FILE, Checkpoints
-from src.train.run import run_training, write_training_outputs
+from src.tracking import runs as tracking
+from src.train.checkpoints import STATE_FILE, Checkpoints, TrainingState
+from src.train.run import ORPHAN_REASON, run_training, write_training_outputs
 from src.train.trainer import Trainer
 from tests.support.pipeline import tiny_params, tiny_split, use_store
 
@@ -169,21 +171,98 @@ def test_a_stop_during_a_checkpoint_waits_for_it(tmp_path, monkeypatch):
         run_training(params, split, tmp_path / "ckpt")
     saved = json.loads((tmp_path / "ckpt" / STATE_FILE).read_text())
     assert saved["completed_epochs"] == 1
-    assert tf.train.latest_checkpoint(str(tmp_path / "ckpt" / "epochs")).endswith("ckpt-1")
+    assert saved["checkpoint"] == "epoch-0001" and (tmp_path / "ckpt" / "epoch-0001.index").is_file()
     (run,) = mlflow.search_runs(experiment_names=[params.mlflow.experiment], output_format="list")
     assert run.info.status == "KILLED" and run.data.tags["failure_reason"] == "interrupted by SIGTERM"
     assert [m.step for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "val_psnr")] == [1]
 
 
 @pytest.mark.slow
-def test_changed_params_do_not_resume_a_foreign_checkpoint(tmp_path):
+def test_interrupted_trainings_with_other_params_leave_no_dead_end(tmp_path, monkeypatch):
+    """P stopped after an epoch; Q (other params) stopped inside its first epoch; P again trains
+    to its end: Q's start replaced P's folder whole, so no state names a checkpoint that is gone."""
+    p, q = tiny_params(epochs=2), tiny_params(epochs=2, learning_rate=5e-4)
+    runtime.configure(p.train)
+    split = tiny_split(tmp_path, p)
+    import src.train.loop as loop
+    import src.train.run as experiment
+
+    real_train, real_epoch = experiment.train, loop.train_epoch
+
+    def stopped_after_the_first_epoch(*args, **kwargs):
+        user_callback = kwargs["on_epoch_end"]
+
+        def stop(epoch, row, improved):
+            user_callback(epoch, row, improved)
+            raise KeyboardInterrupt
+
+        return real_train(*args, **{**kwargs, "on_epoch_end": stop})
+
+    def stopped_inside_the_epoch(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiment, "train", stopped_after_the_first_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(p, split, tmp_path / "ckpt")
+    monkeypatch.setattr(experiment, "train", real_train)
+    monkeypatch.setattr(loop, "train_epoch", stopped_inside_the_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        run_training(q, split, tmp_path / "ckpt")
+    monkeypatch.setattr(loop, "train_epoch", real_epoch)
+
+    result, run_id = run_training(p, split, tmp_path / "ckpt")
+    assert [row["epoch"] for row in result.state.history] == [1, 2]
+    runs = mlflow.search_runs(experiment_names=[p.mlflow.experiment], output_format="list")
+    statuses = {run.info.run_id: run.info.status for run in runs}
+    assert statuses.pop(run_id) == "FINISHED"
+    assert sorted(statuses.values()) == ["KILLED", "KILLED"], "the two stopped runs, neither RUNNING"
+
+
+def test_a_state_that_contradicts_its_folder_is_discarded_with_one_line(tmp_path, capsys):
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    state = TrainingState("f", completed_epochs=3, best_epoch=1, checkpoint="epoch-0003")
+    state.best_weights = "best-0002.weights.h5"
+    cases = {
+        json.dumps(dataclasses.asdict(state)): "the checkpoint of epoch 3 is missing",
+        "{half a fi": f"{STATE_FILE} is not a training state",
+        '{"fingerprint": "f", "epochs": 3}': f"{STATE_FILE} is not a training state",
+    }
+    for text, problem in cases.items():
+        (folder / STATE_FILE).write_text(text)
+        assert Checkpoints.load_state(folder, "f") is None
+        assert capsys.readouterr().err == f"{folder}: {problem}; discarding it and starting afresh\n"
+    (folder / STATE_FILE).write_text(json.dumps(dataclasses.asdict(state)))
+    (folder / "epoch-0003.index").write_bytes(b"")
+    assert Checkpoints.load_state(folder, "f") is None
+    assert "the weights of its best epoch (2) is missing" in capsys.readouterr().err
+    (folder / state.best_weights).write_bytes(b"")
+    assert Checkpoints.load_state(folder, "f") == state
+    assert Checkpoints.load_state(folder, "other params") is None
+    assert not capsys.readouterr().err, "another experiment's folder is replaced without a word"
+
+
+@pytest.mark.slow
+def test_a_run_left_running_by_a_killed_training_is_closed_by_the_next(tmp_path, capsys):
+    """What a SIGKILL leaves (the run RUNNING, its id in the folder's state), then a training
+    with other params in that folder: the orphan is ended KILLED, with why, before the new run."""
     params = tiny_params(epochs=1)
     runtime.configure(params.train)
     split = tiny_split(tmp_path, params)
-    _, first = run_training(params, split, tmp_path / "ckpt")
-    other = tiny_params(epochs=1, learning_rate=5e-4)
-    _, second = run_training(other, split, tmp_path / "ckpt")
-    assert first != second
+    tracking.configure(params.mlflow)
+    client = mlflow.MlflowClient()
+    experiment_id = mlflow.get_experiment_by_name(params.mlflow.experiment).experiment_id
+    orphan = client.create_run(experiment_id).info.run_id
+    (tmp_path / "ckpt").mkdir()
+    state = TrainingState("other params", run_id=orphan)
+    (tmp_path / "ckpt" / STATE_FILE).write_text(json.dumps(dataclasses.asdict(state)))
+
+    _, run_id = run_training(params, split, tmp_path / "ckpt")
+    closed = client.get_run(orphan)
+    assert closed.info.status == "KILLED"
+    assert closed.data.tags["failure_reason"] == ORPHAN_REASON
+    assert closed.info.end_time < client.get_run(run_id).info.start_time, "closed before the new run"
+    assert f"MLflow run {orphan[:8]} of a killed training marked KILLED" in capsys.readouterr().err
 
 
 @pytest.mark.slow
