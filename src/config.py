@@ -174,6 +174,8 @@ class EvaluateConfig:
     precision: Precision = "float32"
     tv_weights: Grid = (0.0, 0.02, 0.04, 0.06, 0.08, 0.1, 0.15)
     tv_fit_images: Annotated[Int, Field(ge=0)] = 20  # 0 uses every val pair
+    mixed_light_factors: UnitRange = (0.05, 0.3)  # [low, high] linear-light factor of the darkened part
+    mixed_light_seed: Int = 0
 
 
 @_section

@@ -74,6 +74,22 @@ def normal_light(root: Path) -> str:
     return header + "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
 
 
+def mixed_light(root: Path) -> str:
+    """eval15's ground truths with part of the frame darkened: the lit part and the dark part."""
+    rows = []
+    for method, values in _load(root, "reports/eval/metrics.json")["mixed_light"].items():
+        rows.append(
+            f"| `{method}` | {values['psnr']:.2f} | {values['ssim']:.3f} | {values['lit_psnr_vs_input']:.1f} "
+            f"| {values['lit_brightness_shift']:+.3f} (worst {values['worst_lit_brightness_shift']:.3f}) "
+            f"| {values['dark_psnr']:.2f} |"
+        )
+    header = (
+        "| method | PSNR | SSIM | lit part: PSNR vs input | lit part: brightness shift "
+        "| darkened part: PSNR |\n"
+    )
+    return header + "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+
+
 def fits(root: Path) -> str:
     """What the train and train_denoiser stages chose on val, and evaluate's timings."""
     train = _load(root, "reports/train/metrics.json")
@@ -98,6 +114,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "headline": headline,
     "methods": methods,
     "normal-light": normal_light,
+    "mixed-light": mixed_light,
     "fits": fits,
 }
 

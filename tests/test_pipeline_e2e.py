@@ -170,7 +170,7 @@ def test_metrics_are_the_means_of_the_per_image_scores_of_every_test_image(repro
     metrics = json.loads((reproduced / "reports/eval/metrics.json").read_text())
     per_image = pd.read_csv(reproduced / "reports/eval/per_image.csv")
     test = read_split(reproduced / "data/split/test.csv")
-    low_light = per_image[per_image["subset"] != "normal_light"]
+    low_light = per_image[~per_image["subset"].isin(["normal_light", "mixed_light"])]
     for scope in ("test", "eval15"):
         assert set(metrics[scope]) == {"zero_dce", "curves", "curves_tv", "input", "gamma", "clahe"}
         rows = low_light if scope == "test" else low_light[low_light["subset"] == "eval15"]
@@ -201,6 +201,17 @@ def test_metrics_are_the_means_of_the_per_image_scores_of_every_test_image(repro
         assert values["worst_psnr_vs_input"] == pytest.approx(group["psnr_vs_input"].min(), abs=1e-3)
     assert normal["input"]["psnr_vs_input"] == 100.0  # the identity, capped
     assert normal["input"]["brightness"] == normal["input"]["brightness_in"]
+
+    mixed = metrics["mixed_light"]
+    rows = per_image[per_image["subset"] == "mixed_light"]
+    assert set(mixed) == {"zero_dce", "input"}
+    for method, values in mixed.items():
+        group = rows[rows["method"] == method]
+        assert values["images"] == len(group) == 3 * 3, "each eval15 image under each of the three masks"
+        assert sorted(group["mask"].unique()) == ["blob", "half", "vignette"]
+        for metric in ("psnr", "ssim", "lit_psnr_vs_input", "lit_brightness_shift", "dark_psnr"):
+            assert values[metric] == pytest.approx(group[metric].mean(), abs=2e-4), (method, metric)
+    assert mixed["input"]["lit_psnr_vs_input"] == 100.0 and mixed["input"]["worst_lit_brightness_shift"] == 0
     shown = dvc(reproduced, "metrics", "show")
     assert (
         shown.returncode == 0

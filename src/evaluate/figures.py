@@ -12,7 +12,7 @@ from src.data.images import read_rgb, to_unit_float
 from src.data.split import read_split
 from src.errors import PipelineError
 from src.evaluate.drawing import Example, NormalLightExample, comparison_grid, loss_curves, normal_light_grid
-from src.evaluate.scoring import NORMAL_LIGHT
+from src.evaluate.scoring import NORMAL_LIGHT, low_light_rows
 from src.infer.enhancer import Enhancer
 from src.model.loading import load_keras_model
 
@@ -26,7 +26,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
 
 def pick_examples(per_image: pd.DataFrame, count: int) -> list[str]:
     """eval15 images first (the ones the literature reports), in a fixed order; low-light rows only."""
-    model_rows = per_image[(per_image["method"] == "zero_dce") & (per_image["subset"] != NORMAL_LIGHT)]
+    low_light = low_light_rows(per_image)
+    model_rows = low_light[low_light["method"] == "zero_dce"]
     ordered = pd.concat(
         [model_rows[model_rows["subset"] == "eval15"], model_rows[model_rows["subset"] != "eval15"]]
     )
@@ -37,7 +38,7 @@ def low_light_examples(
     per_image: pd.DataFrame, test: pd.DataFrame, enhance: Callable[[np.ndarray], np.ndarray], count: int
 ) -> list[Example]:
     """The grid's rows: images from `pick_examples`, scores as evaluate wrote them."""
-    scores = per_image[per_image["subset"] != NORMAL_LIGHT].set_index(["name", "method"])
+    scores = low_light_rows(per_image).set_index(["name", "method"])
     rows = []
     for name in pick_examples(per_image, count):
         low = to_unit_float(read_rgb(test.loc[name, "low"]))

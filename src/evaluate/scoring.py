@@ -6,6 +6,8 @@ earns its place: `curves` is the model without it, `curves_tv` the curves follow
 skimage's TV with its weight fitted on validation, the classical filter it must beat.
 `normal_light` feeds the model eval15's well-exposed ground truths, which a deployed
 enhancer will meet too: a good one leaves them nearly alone instead of blowing them out.
+`mixed_light` darkens part of each of them (`src.evaluate.mixed_light`): the photos with
+dark regions beside lit ones that real low-light photography is full of.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from src.config import EvaluateConfig
 from src.data.images import read_rgb, to_unit_float
 from src.evaluate.baselines import apply_gamma, clahe, fit_gamma, fit_tv_weight, tv_denoise
 from src.evaluate.metrics import PSNR_CAP_DB, psnr, ssim
+from src.evaluate.mixed_light import MIXED_LIGHT, score_mixed_light, summarise_mixed_light
 from src.infer.enhancer import Enhancer
 
 Enhance = Callable[[np.ndarray], np.ndarray]
@@ -33,6 +36,7 @@ SCOPES = ("test", "eval15")
 # The `subset` of per-image rows where eval15's ground truths were the input; kept out of SCOPES.
 NORMAL_LIGHT = "normal_light"
 NORMAL_LIGHT_METRICS = ("psnr_vs_input", "brightness", "brightness_in", "clipped_pct")
+MIXED_LIGHT_METRICS = ("psnr", "ssim", "lit_psnr_vs_input", "lit_brightness_shift", "dark_psnr")
 # Values that an 8-bit save rounds to 0 or 255: detail there is lost for good.
 _CLIP_LOW, _CLIP_HIGH = 0.5 / 255, 254.5 / 255
 
@@ -193,11 +197,16 @@ def summarise_normal_light(per_image: pd.DataFrame) -> dict[str, dict[str, float
     return summary
 
 
+def low_light_rows(per_image: pd.DataFrame) -> pd.DataFrame:
+    """The rows whose input was a low-light image: not the normal- or mixed-light ones, whose
+    input was made from a ground truth."""
+    return per_image[~per_image["subset"].isin((NORMAL_LIGHT, MIXED_LIGHT))]
+
+
 def summarise(per_image: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
-    """Means per scope (the whole test split, and eval15 alone) and method; normal-light rows,
-    whose input was a ground truth, are not part of either."""
+    """Means per scope (the whole test split, and eval15 alone) and method, over low-light inputs."""
     summary: dict[str, dict[str, dict[str, float]]] = {}
-    low_light = per_image[per_image["subset"] != NORMAL_LIGHT]
+    low_light = low_light_rows(per_image)
     for scope in SCOPES:
         frame = low_light if scope == "test" else low_light[low_light["subset"] == "eval15"]
         summary[scope] = {
@@ -243,9 +252,14 @@ def evaluate(
     methods = low_light_methods(enhancer, curves_enhancer, gamma, tv_weight, cfg.clahe_clip_limit)
     low_light = score_images(test, methods)
     normal_light = score_normal_light(test, {"zero_dce": enhancer, "input": _identity})
-    per_image = pd.concat([low_light, normal_light], ignore_index=True)
+    eval15 = test[test["subset"] == "eval15"]
+    mixed_light = score_mixed_light(
+        eval15, {"zero_dce": enhancer, "input": _identity}, cfg.mixed_light_factors, cfg.mixed_light_seed
+    )
+    per_image = pd.concat([low_light, normal_light, mixed_light], ignore_index=True)
     summary: dict[str, object] = dict(summarise(per_image))
     summary[NORMAL_LIGHT] = summarise_normal_light(per_image)
+    summary[MIXED_LIGHT] = summarise_mixed_light(per_image)
     summary["gamma"] = round(gamma, 4)
     summary["tv_weight"] = tv_weight
     summary["inference_ms_600x400"] = round(median_latency_ms(enhancer, 400, 600, cfg.timing_runs), 1)
@@ -265,6 +279,9 @@ def flat_metrics(summary: dict[str, object]) -> dict[str, float]:
     for method, values in summary[NORMAL_LIGHT].items():  # type: ignore[union-attr]
         for metric in (*NORMAL_LIGHT_METRICS, "worst_psnr_vs_input"):
             flat[f"{NORMAL_LIGHT}_{method}_{metric}"] = values[metric]
+    for method, values in summary[MIXED_LIGHT].items():  # type: ignore[union-attr]
+        for metric in (*MIXED_LIGHT_METRICS, "worst_lit_brightness_shift"):
+            flat[f"{MIXED_LIGHT}_{method}_{metric}"] = values[metric]
     flat["gamma_fitted"] = float(summary["gamma"])  # type: ignore[arg-type]
     flat["tv_weight_fitted"] = float(summary["tv_weight"])  # type: ignore[arg-type]
     flat["inference_ms_600x400"] = float(summary["inference_ms_600x400"])  # type: ignore[arg-type]

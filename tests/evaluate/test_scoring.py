@@ -9,6 +9,7 @@ import pytest
 
 from src.data.images import read_rgb, to_unit_float
 from src.evaluate.metrics import PSNR_CAP_DB, psnr
+from src.evaluate.mixed_light import MIXED_LIGHT, score_mixed_light, summarise_mixed_light
 from src.evaluate.scoring import (
     METHODS,
     NORMAL_LIGHT,
@@ -100,14 +101,17 @@ def test_remember_last_recomputes_for_a_new_array_even_with_equal_values() -> No
     assert model.calls == 2
 
 
-def test_summaries_keep_normal_light_rows_out_of_test_and_eval15() -> None:
-    low_light = score_images(TEST, {"zero_dce": brighten, "input": identity})
-    normal = score_normal_light(TEST, {"zero_dce": brighten, "input": identity})
-    both = summarise(pd.concat([low_light, normal], ignore_index=True))
-    assert both == summarise(low_light)
-    assert both["test"]["zero_dce"]["images"] == 5 and both["eval15"]["zero_dce"]["images"] == 3
+def test_summaries_keep_normal_and_mixed_light_rows_out_of_test_and_eval15() -> None:
+    methods = {"zero_dce": brighten, "input": identity}
+    low_light = score_images(TEST, methods)
+    normal = score_normal_light(TEST, methods)
+    mixed = score_mixed_light(TEST[TEST["subset"] == "eval15"], methods, (0.05, 0.3), seed=0)
+    every = summarise(pd.concat([low_light, normal, mixed], ignore_index=True))
+    assert every == summarise(low_light)
+    assert every["test"]["zero_dce"]["images"] == 5 and every["eval15"]["zero_dce"]["images"] == 3
 
-    summary = {**both, NORMAL_LIGHT: summarise_normal_light(normal)}
+    summary = {**every, NORMAL_LIGHT: summarise_normal_light(normal)}
+    summary[MIXED_LIGHT] = summarise_mixed_light(mixed)
     summary.update(gamma=0.3, tv_weight=0.04, inference_ms_600x400=12.5, tv_ms_600x400=40.5)
     flat = flat_metrics(summary)
     for method in ("zero_dce", "input"):
@@ -116,7 +120,8 @@ def test_summaries_keep_normal_light_rows_out_of_test_and_eval15() -> None:
     assert (
         flat["tv_weight_fitted"] == 0.04
         and flat["tv_ms_600x400"] == 40.5
-        and flat["eval15_zero_dce_psnr"] == both["eval15"]["zero_dce"]["psnr"]
+        and flat["eval15_zero_dce_psnr"] == every["eval15"]["zero_dce"]["psnr"]
+        and flat["mixed_light_zero_dce_dark_psnr"] == summary[MIXED_LIGHT]["zero_dce"]["dark_psnr"]
     )
     assert all(np.isfinite(value) for value in flat.values())
 
