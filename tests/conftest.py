@@ -1,6 +1,7 @@
 """Fixtures shared across test folders. Plain helpers (fixture paths, tiny params, servers)
 live in tests/support/, imported by name."""
 
+import os
 import signal
 from collections.abc import Iterator
 
@@ -10,6 +11,36 @@ import pytest
 from tests.support.models import TinyModel, train_tiny, working_in
 from tests.support.postgres import postgres_or_skip
 from tests.support.servers import tracking_server as start_tracking_server
+
+# Under pytest-xdist the workers share the cores: TensorFlow's default of one intra-op thread per
+# core in every worker, and in every process a test starts, would oversubscribe them. Inherited
+# by subprocesses, and read when TensorFlow makes its first thread pool.
+if workers := os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, (os.cpu_count() or 1) // int(workers))))
+
+# pytest-xdist (--dist loadfile --no-loadscope-reorder) hands whole files to the workers in
+# collection order. These take ~10-150 s each (--durations, 2 cores): started first, no worker is
+# left alone with one of them at the end. A stale list costs only balance; every other file keeps
+# its place after them.
+LONGEST_FIRST = (
+    "tests/test_pipeline_e2e.py",
+    "tests/infer/test_enhance.py",
+    "tests/tune/test_tune.py",
+    "tests/bench/test_bench.py",
+    "tests/tracking/test_tracking_server_postgres.py",
+    "tests/infer/test_serving.py",
+    "tests/test_signals.py",
+    "tests/train/test_training.py",
+    "tests/tune/test_tune_postgres.py",
+    "tests/test_dvc_workflows.py",
+    "tests/train/test_multi_worker.py",
+    "tests/train/test_distribute.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: order kept
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,13 @@ import threading
 import mlflow
 import numpy as np
 import pytest
+from mlflow.exceptions import MlflowException
+from mlflow.protos import databricks_pb2
 
 from src.config import PromoteConfig
 from src.errors import PipelineError
 from src.tracking import promote as promotion
+from src.tracking import registry
 from tests.support.models import log_copy
 from tests.support.pipeline import use_store
 
@@ -196,3 +199,41 @@ def test_two_promotions_of_one_run_at_once_leave_one_version(tmp_path, monkeypat
     assert sorted(d.created for d in decisions) == [False, True]
     aliases = dict(mlflow.MlflowClient().get_registered_model(name).aliases)
     assert aliases == {"champion": int(versions[0].version)}
+
+
+def registry_error(code: str) -> MlflowException:
+    return MlflowException(f"stand-in {code}", error_code=getattr(databricks_pb2, code))
+
+
+def test_a_registry_write_that_loses_a_race_is_retried_once_and_a_missing_model_is_not():
+    """The racing promotions above reach these branches only when the threads interleave just so;
+    here each is taken on purpose."""
+    calls = []
+
+    def loses_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise registry_error("RESOURCE_ALREADY_EXISTS")  # the other promotion's insert won
+
+    registry.retried_once(loses_once)
+    assert len(calls) == 2
+    with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
+        registry.retried_once(lambda: (_ for _ in ()).throw(registry_error("RESOURCE_DOES_NOT_EXIST")))
+
+
+def test_registering_a_model_another_promotion_just_registered_is_no_error():
+    class Client:
+        def get_registered_model(self, name):
+            raise registry_error("RESOURCE_DOES_NOT_EXIST")
+
+        def create_registered_model(self, name, description):
+            raise registry_error("RESOURCE_ALREADY_EXISTS")
+
+    registry.ensure_registered_model(Client(), "zd")  # no error: the other one made it
+
+    class Broken(Client):
+        def get_registered_model(self, name):
+            raise registry_error("PERMISSION_DENIED")
+
+    with pytest.raises(MlflowException, match="PERMISSION_DENIED"):
+        registry.ensure_registered_model(Broken(), "zd")

@@ -21,6 +21,7 @@ import optuna
 import pytest
 import yaml
 
+import src.tune.study
 import src.tune.trial
 from src import runtime, signals
 from src.config import Params, TuneConfig, load_params, params_from_dict
@@ -451,3 +452,21 @@ def test_a_storage_password_is_never_printed_or_logged():
     assert shown_storage(url) == "postgresql+psycopg2://optuna:***@db.internal:5432/studies"
     assert shown_storage("sqlite:///optuna.db") == "sqlite:///optuna.db"
     assert shown_storage("/shared/optuna-journal.log") == "/shared/optuna-journal.log"
+
+
+def test_a_worker_that_loses_the_race_to_create_the_tables_opens_the_storage_again(monkeypatch):
+    """Two workers starting on a fresh database both create Optuna's tables; the slower one's CREATE
+    fails and it must find the other's tables. The PostgreSQL test meets this only by timing."""
+    import sqlalchemy
+
+    opened = []
+
+    def loses_once(url, **kwargs):
+        opened.append(url)
+        if len(opened) == 1:
+            raise sqlalchemy.exc.IntegrityError("CREATE TABLE studies", {}, Exception("duplicate key"))
+        return "storage"
+
+    monkeypatch.setattr(optuna.storages, "RDBStorage", loses_once)
+    monkeypatch.setattr(src.tune.study.time, "sleep", lambda seconds: None)
+    assert src.tune.study.open_storage("postgresql://u@h/db") == "storage" and len(opened) == 2
