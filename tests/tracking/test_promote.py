@@ -217,8 +217,14 @@ def test_a_registry_write_that_loses_a_race_is_retried_once_and_a_missing_model_
 
     registry.retried_once(loses_once)
     assert len(calls) == 2
+
+    def model_gone():
+        calls.append(1)
+        raise registry_error("RESOURCE_DOES_NOT_EXIST")  # deleted meanwhile: retrying cannot help
+
     with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
-        registry.retried_once(lambda: (_ for _ in ()).throw(registry_error("RESOURCE_DOES_NOT_EXIST")))
+        registry.retried_once(model_gone)
+    assert len(calls) == 3, "not retried"
 
 
 def test_registering_a_model_another_promotion_just_registered_is_no_error():
