@@ -280,6 +280,18 @@ def params_from_dict(raw: dict[str, Any], where: str = "params") -> Params:
         raise PipelineError(f"{where}: {validation_line(err.errors(include_url=False), _SECTIONS)}") from None
 
 
+def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
+    """`{"section.key": value}` applied to params, validated like params.yaml itself."""
+    raw = {
+        section.name: dataclasses.asdict(getattr(params, section.name))
+        for section in dataclasses.fields(params)
+    }
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".", 1)
+        raw[section][key] = value
+    return params_from_dict(raw, where="trial params")
+
+
 def load_params(path: Path | str = DEFAULT_PARAMS) -> Params:
     """Read and validate params.yaml; a missing or malformed file is a one-line error."""
     path = Path(path)

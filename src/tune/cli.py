@@ -23,7 +23,7 @@ from typing import Any
 import optuna
 
 from src import signals
-from src.config import Params, load_params
+from src.config import Params, load_params, with_overrides
 from src.errors import PipelineError, cli_entry
 from src.quiet_tensorflow import add_verbose_flag
 from src.stage_lock import held
@@ -127,9 +127,6 @@ def main(argv: list[str] | None = None) -> None:
     # so a refusal takes a second.
     lock_name = "tune-" + re.sub(r"[^\w.-]", "_", name)  # a study name may hold any character
     with held(lock_name, f"tuning of study {name!r}"):
-        # Imported here, not at the top: src.tune.trial imports TensorFlow, which --help must not wait for.
-        from src.tune.trial import with_overrides
-
         search_and_apply(args, with_overrides(base, overrides), overrides)
 
 

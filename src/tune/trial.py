@@ -11,20 +11,18 @@ processes import only what a trial needs.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 import keras
 import mlflow
 import optuna
 
 from src import signals
-from src.config import Params, TuneConfig, params_from_dict
+from src.config import Params, TuneConfig, with_overrides
 from src.data.split import read_split
 from src.train.loop import train
 from src.tune.study import shown_storage
@@ -49,18 +47,6 @@ def suggest(trial: optuna.Trial, cfg: TuneConfig) -> dict[str, float]:
         low, high = getattr(cfg, field)
         values[name] = trial.suggest_float(name, low, high, log=log)
     return values
-
-
-def with_overrides(params: Params, overrides: dict[str, Any]) -> Params:
-    """`{"section.key": value}` applied to params, validated like params.yaml itself."""
-    raw = {
-        section.name: dataclasses.asdict(getattr(params, section.name))
-        for section in dataclasses.fields(params)
-    }
-    for dotted, value in overrides.items():
-        section, key = dotted.split(".", 1)
-        raw[section][key] = value
-    return params_from_dict(raw, where="trial params")
 
 
 class Objective:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from src import signals
-from src.config import load_params
+from src.config import load_params, with_overrides
 from src.errors import PipelineError
 from src.tune.study import StopAtTrials, counted_trials, load_or_create_study
 
@@ -51,7 +51,7 @@ def run_worker(job: WorkerJob) -> None:
     # which `python -m src.tune --help` must not wait for.
     from src import runtime
     from src.tracking import runs as tracking
-    from src.tune.trial import Objective, with_overrides
+    from src.tune.trial import Objective
 
     params = with_overrides(load_params(job.params_path), job.overrides)
     runtime.configure(params.train)

@@ -24,7 +24,7 @@ import yaml
 import src.tune.study
 import src.tune.trial
 from src import runtime, signals
-from src.config import Params, TuneConfig, load_params, params_from_dict
+from src.config import Params, TuneConfig, load_params, params_from_dict, with_overrides
 from src.errors import PipelineError
 from src.evaluate.metrics import quality_score
 from src.model.losses import LOSS_NAMES
@@ -117,8 +117,6 @@ def stub_training(monkeypatch):
 
 
 def search(project: Path, pruner=None, show_progress_bar=None, **tune_overrides):
-    from src.tune.trial import with_overrides
-
     overrides = {f"tune.{k}": v for k, v in tune_overrides.items()}
     params = with_overrides(load_params(project / "params.yaml"), overrides)
     return run_search(
