@@ -209,3 +209,20 @@ def test_the_logged_model_enhances_image_files_and_holds_the_network(monkeypatch
     network = load_keras_model_from_mlflow(uri)
     image = rng.random((1, 8, 8, 3), np.float32)
     np.testing.assert_allclose(network(image), model(image), atol=1e-6)
+
+
+@pytest.mark.parametrize("users_setting", [None, "true"])
+def test_the_artifact_bar_switch_is_put_back_as_the_user_had_it(monkeypatch, users_setting):
+    """Logging and loading a model silence MLflow's copy bar for their block only; a setting of
+    the user's own (or its absence) is back afterwards, also after an error inside the block."""
+    from src.tracking.logged_model import _no_artifact_bars
+
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if users_setting is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, users_setting)
+    with pytest.raises(RuntimeError), _no_artifact_bars():
+        assert os.environ[name] == "false"
+        raise RuntimeError("a failure inside the block")
+    assert os.environ.get(name) == users_setting
