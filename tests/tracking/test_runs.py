@@ -226,3 +226,14 @@ def test_the_artifact_bar_switch_is_put_back_as_the_user_had_it(monkeypatch, use
         assert os.environ[name] == "false"
         raise RuntimeError("a failure inside the block")
     assert os.environ.get(name) == users_setting
+
+
+def test_a_model_folder_without_the_keras_artifact_is_named_as_not_this_projects(tmp_path):
+    """Another project's MLflow model (here a pyfunc with no network inside) is refused with its
+    flavours named, not with a KeyError from deep inside the loader."""
+    from src.tracking.logged_model import load_keras_model_from_mlflow
+
+    (tmp_path / "MLmodel").write_text("flavors:\n  python_function:\n    loader_module: their.module\n")
+    refused = r"^not this project's image model .*flavours: python_function\)$"
+    with pytest.raises(PipelineError, match=refused):
+        load_keras_model_from_mlflow(str(tmp_path))
