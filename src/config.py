@@ -168,6 +168,21 @@ class DenoiserConfig:
 
 
 @_section
+class LightConfig:
+    enabled: Bool = True
+    scale_factor: Annotated[Int, Field(gt=0)] = 8
+    filters: Annotated[Int, Field(gt=0)] = 24
+    steps: Annotated[Int, Field(gt=0)] = 2000
+    batch_size: Annotated[Int, Field(gt=0)] = 32
+    learning_rate: Annotated[Float, Field(gt=0)] = 2e-3
+    seed: Int = 42
+    darkening: UnitRange = (0.03, 0.6)  # [low, high] linear-light factor of the synthetic shadows
+    thresholds: Grid = (0.5, 0.8, 1.2)  # candidate log-darkening below which nothing is lifted
+    normal_floor_db: Float = 30.0  # val normal-light PSNR against the input a threshold must keep
+    fit_images: Annotated[Int, Field(ge=0)] = 40  # 0 uses every val pair
+
+
+@_section
 class EvaluateConfig:
     clahe_clip_limit: Float = 0.01
     timing_runs: Int = 10
@@ -224,6 +239,7 @@ class Params:
     loss: LossConfig
     train: TrainConfig
     denoiser: DenoiserConfig
+    light: LightConfig
     evaluate: EvaluateConfig
     tune: TuneConfig
     promote: PromoteConfig
