@@ -118,3 +118,21 @@ def check_denoiser_fit(params: Params, split_dir: Path, params_file: Path | str 
     _at_most_pairs(where, "denoiser.fit_images", fit, len(val), split_dir / "val.csv")
     pairs = val.head(fit) if fit else val
     image_sizes([*pairs["low"], *pairs["high"]], split_dir / "val.csv")
+
+
+def check_light_fit(params: Params, split_dir: Path, params_file: Path | str = "params.yaml") -> None:
+    """What the train_light stage needs: a gate to weight the lift by, the train and val splits as
+    `split.*` made them, enough val pairs for `light.fit_images`, and each image on disk."""
+    where = str(params_file)
+    if params.light.enabled and not params.model.exposure_gate:
+        raise PipelineError(
+            f"{where}: light.enabled needs model.exposure_gate: true (the lift fills in where the gate "
+            "holds the curves back); set one of them"
+        )
+    train = _split(split_dir, "train", params.split.train, where)
+    val = _split(split_dir, "val", params.split.val, where)
+    fit = params.light.fit_images
+    _at_most_pairs(where, "light.fit_images", fit, len(val), split_dir / "val.csv")
+    pairs = val.head(fit) if fit else val
+    image_sizes(train["high"], split_dir / "train.csv")
+    image_sizes(pairs["high"], split_dir / "val.csv")

@@ -1,4 +1,5 @@
-"""DVC stage `train_denoiser`: fit the denoiser on the trained curves; write the shipped model."""
+"""DVC stage `train_denoiser`: fit the denoiser on the trained curves; write the shipped model
+(curves, gate, denoiser and, with light.enabled, the shadow lift of the train_light stage)."""
 
 import argparse
 import json
@@ -11,6 +12,7 @@ from src.errors import cli_entry
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--curves", type=Path, required=True, help="the train stage's curves model")
+    parser.add_argument("--light", type=Path, required=True, help="the train_light stage's gain model")
     parser.add_argument("--split", type=Path, required=True, help="folder with val.csv")
     parser.add_argument("--run-file", type=Path, required=True, help="JSON naming the MLflow run")
     parser.add_argument("--model", type=Path, required=True, help="where to write the shipped .keras model")
@@ -41,6 +43,10 @@ def main() -> None:
         pairs = val.head(cfg.fit_images) if cfg.fit_images else val
         fit = fit_denoiser(curve_cases(curves, pairs), cfg)
         model = with_denoiser(curves, fit.strengths)
+        if params.light.enabled:
+            from src.light.compose import with_light
+
+            model = with_light(model, load_keras_model(args.light), params.light.scale_factor)
         save_model(model, args.model)
         chosen = dict(zip(STRENGTH_NAMES, fit.strengths or (), strict=False))
         metrics = {"kind": cfg.kind, **chosen, **{k: round(v, 4) for k, v in fit.scores.items()}}

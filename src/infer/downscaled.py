@@ -13,7 +13,8 @@ be split instead:
 - bilinear upsampling of a window depends only on the window's coordinates, so each
   tile upsamples its own part of the α map, with `tf.image.resize`'s weights;
 - what remains (the curves, the exposure gate at the whole photo's strength, the
-  denoiser) is local, as for Zero-DCE (`src.infer.tiling`).
+  denoiser) is local, as for Zero-DCE (`src.infer.tiling`); the shadow lift's gain comes
+  from the whole photo too (`src.infer.light_map`).
 
 The result equals the whole-image pass up to float rounding (the box filter sums in
 float64, TensorFlow in float32): on the trained default model, 159 of 18 M 8-bit values of a
@@ -29,8 +30,10 @@ import tensorflow as tf
 from src.errors import PipelineError
 from src.infer.enhancer import PARITY_TOLERANCE, Enhancer
 from src.infer.enhancer import _fused_curves as fused_curves  # the same XLA kernel as the whole pass
+from src.infer.light_map import LightMap
 from src.infer.resampling import Box, ReadRows, box_filter, upsample_window
 from src.infer.tiling import DEFAULT_TILE, Window, enhance_tiled, run_tiles
+from src.light.network import blend_lift
 from src.model.denoise import tv_function
 from src.model.networks import (
     CURVE_NET,
@@ -61,21 +64,26 @@ class DownscaledCurves:
         denoiser = tv_function(arch.denoiser) if arch.denoiser is not None else None
         gate = gate_layer(arch.gate_band) if arch.gate_band is not None else None
         self.scale, iterations = arch.scale_factor, arch.iterations
+        lit = arch.light_scale is not None
         image_spec = tf.TensorSpec([None, None, None, 3], tf.float32)
 
         @tf.function(input_signature=[image_spec])
         def estimate(small: tf.Tensor) -> tf.Tensor:
             return tf.cast(estimator(small, training=False), tf.float32)
 
-        @tf.function(input_signature=[image_spec, image_spec, tf.TensorSpec([None], tf.float32)])
-        def apply(images: tf.Tensor, alpha: tf.Tensor, strength: tf.Tensor) -> tf.Tensor:
+        gain_spec = tf.TensorSpec([None, None, None, 1], tf.float32)
+
+        @tf.function(input_signature=[image_spec, image_spec, tf.TensorSpec([None], tf.float32), gain_spec])
+        def apply(images: tf.Tensor, alpha: tf.Tensor, strength: tf.Tensor, gain: tf.Tensor) -> tf.Tensor:
             enhanced = fused_curves(images, alpha, iterations)
             if gate is None and denoiser is None:
                 return enhanced
             s = tf.reshape(strength, [-1, 1, 1, 1]) if gate is not None else None
-            return finish(images, enhanced, gate, denoiser, s)
+            out = finish(images, enhanced, gate, denoiser, s)
+            return blend_lift(images, out, gain, s) if lit else out
 
         self._estimate, self._apply = estimate, apply
+        self.enhancer, self.lit = enhancer, lit
         self.parity_max_abs = self._check_parity(enhancer)
 
     def curves(self, read_rows: ReadRows, height: int, width: int, tile: int = DEFAULT_TILE) -> np.ndarray:
@@ -84,12 +92,25 @@ class DownscaledCurves:
         return enhance_tiled(lambda part: self._estimate(part[None])[0].numpy(), small, tile, CURVE_RADIUS)
 
     def __call__(
-        self, rgb: np.ndarray, alpha: np.ndarray, box: Box, size: tuple[int, int], strength: float | None
+        self,
+        rgb: np.ndarray,
+        alpha: np.ndarray,
+        box: Box,
+        size: tuple[int, int],
+        strength: float | None,
+        light: LightMap | None = None,
     ) -> np.ndarray:
-        """The enhanced window `box` (pixels `rgb`) of a photo of `size` = (height, width)."""
+        """The enhanced window `box` (pixels `rgb`) of a photo of `size` = (height, width); `light`
+        is the photo's lift gain map (needed when the model has the lift)."""
         curves = upsample_window(alpha, box, *size)
         given = tf.constant([1.0 if strength is None else strength], tf.float32)  # ignored without a gate
-        batch = self._apply(tf.convert_to_tensor(rgb[None]), tf.convert_to_tensor(curves[None]), given)
+        gain = light.window(box) if light is not None else np.zeros((*rgb.shape[:2], 1), np.float32)
+        batch = self._apply(
+            tf.convert_to_tensor(rgb[None]),
+            tf.convert_to_tensor(curves[None]),
+            given,
+            tf.convert_to_tensor(gain[None]),
+        )
         return batch[0].numpy()
 
     def enhance_array(
@@ -103,11 +124,12 @@ class DownscaledCurves:
         """A whole float image in memory, in tiles (the probe below, and tests)."""
         height, width = image.shape[:2]
         alpha = self.curves(lambda y0, y1: image[y0:y1], height, width, curve_tile)
+        light = LightMap(self.enhancer, lambda y0, y1: image[y0:y1], height, width) if self.lit else None
         output = np.empty((height, width, 3), np.float32)
 
         def forward(window: Window) -> np.ndarray:
             y0, y1, x0, x1 = window.outer
-            return self(image[y0:y1, x0:x1], alpha, window.outer, (height, width), strength)
+            return self(image[y0:y1, x0:x1], alpha, window.outer, (height, width), strength, light)
 
         def store(window: Window, part: np.ndarray) -> None:
             y0, y1, x0, x1 = window.inner

@@ -22,6 +22,7 @@ import tensorflow as tf
 
 from src.config import PRECISIONS
 from src.errors import PipelineError
+from src.light.network import LIGHT_DOWNSCALE, LIGHT_GAIN, LIGHT_THRESHOLD, blend_lift, threshold_of
 from src.model.denoise import DENOISER, strengths_of, tv_function
 from src.model.networks import (
     CURVE_NET,
@@ -48,6 +49,8 @@ class Architecture:
     scale_factor: int
     denoiser: tuple[float, float, float] | None = None  # its strengths; None: no denoiser
     gate_band: tuple[float, float] | None = None  # None: no exposure gate
+    light_scale: int | None = None  # the shadow lift's box filter; None: no lift
+    light_threshold: float | None = None
 
 
 def _optional_layer(model: keras.Model, name: str) -> keras.layers.Layer | None:
@@ -70,9 +73,12 @@ def architecture_of(model: keras.Model) -> Architecture:
     iterations = sum(type(op).__name__ == "Square" for op in model.operations)
     denoiser = _optional_layer(model, DENOISER)
     gate = _optional_layer(model, EXPOSURE_GATE)
+    light = _optional_layer(model, LIGHT_GAIN)
     extras = {
         "denoiser": strengths_of(denoiser) if denoiser is not None else None,
         "gate_band": gate_band_of(gate) if gate is not None else None,
+        "light_scale": int(model.get_layer(LIGHT_DOWNSCALE).pool_size[0]) if light is not None else None,
+        "light_threshold": threshold_of(light.get_layer(LIGHT_THRESHOLD)) if light is not None else None,
     }
     try:
         if model.name == "zero_dce_pp":
@@ -115,6 +121,7 @@ class Enhancer:
         self.model = model
         self.precision = precision
         self.architecture: Architecture | None = None
+        self.light: keras.Model | None = None  # the shadow lift's gain network (fast path only)
         try:
             self.architecture = architecture_of(model)
         except PipelineError:
@@ -143,32 +150,51 @@ class Enhancer:
         estimator.set_weights(source.get_weights())
         denoiser = tv_function(arch.denoiser) if arch.denoiser is not None else None
         self._gate = gate_layer(arch.gate_band) if arch.gate_band is not None else None
+        self.light = model.get_layer(LIGHT_GAIN) if arch.light_scale is not None else None
         gate, iterations, scale = self._gate, arch.iterations, arch.scale_factor
+        image_spec = tf.TensorSpec([None, None, None, 3], tf.float32)
+        strength_spec = tf.TensorSpec([None], tf.float32)
 
-        @tf.function(
-            input_signature=[
-                tf.TensorSpec([None, None, None, 3], tf.float32),
-                tf.TensorSpec([None], tf.float32),
-            ]
-        )
-        def forward(images: tf.Tensor, strength: tf.Tensor) -> tf.Tensor:
+        def curves(images: tf.Tensor, strength: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor | None]:
+            """(curves, gated and denoised; the gate's strength), as the saved graph computes them."""
             small = tf.nn.avg_pool2d(images, scale, scale, "SAME") if scale > 1 else images
             alpha = tf.cast(estimator(small, training=False), tf.float32)
             if scale > 1:
                 alpha = tf.image.resize(alpha, tf.shape(images)[1:3], "bilinear")
             enhanced = _fused_curves(images, alpha, iterations)
             if gate is None and denoiser is None:
-                return enhanced
+                return enhanced, None
             # A negative strength means "the image's own" (a batch of whole images).
             s = None
             if gate is not None:
                 given = tf.reshape(strength, [-1, 1, 1, 1])
                 s = tf.where(given < 0, gate_strength(images, gate), given)
-            return finish(images, enhanced, gate, denoiser, s)
+            return finish(images, enhanced, gate, denoiser, s), s
 
+        @tf.function(input_signature=[image_spec, strength_spec])
+        def forward(images: tf.Tensor, strength: tf.Tensor) -> tf.Tensor:
+            out, s = curves(images, strength)
+            if self.light is None:
+                return out
+            return blend_lift(images, out, self.light_gain(images), s)
+
+        @tf.function(
+            input_signature=[image_spec, strength_spec, tf.TensorSpec([None, None, None, 1], tf.float32)]
+        )
+        def forward_lit(images: tf.Tensor, strength: tf.Tensor, gain: tf.Tensor) -> tf.Tensor:
+            out, s = curves(images, strength)
+            return blend_lift(images, out, gain, s)
+
+        self._forward_lit = forward_lit
         return lambda images, strength=None: forward(
             images, tf.fill([tf.shape(images)[0]], -1.0) if strength is None else strength
         )
+
+    def light_gain(self, images: tf.Tensor) -> tf.Tensor:
+        """The lift's log gain for whole images at full resolution, as the saved graph computes it."""
+        scale = self.architecture.light_scale
+        small = tf.nn.avg_pool2d(images, scale, scale, "SAME") if scale > 1 else images
+        return tf.image.resize(self.light(small, training=False), tf.shape(images)[1:3], "bilinear")
 
     def _check_parity(self) -> None:
         """The fast path against the saved graph on a probe of odd size (not a multiple
@@ -186,8 +212,10 @@ class Enhancer:
     @property
     def exact_in_tiles(self) -> bool:
         """Whether overlapping tiles reproduce the whole-image result (src.infer.tiling): true for
-        a 7-layer receptive field, false once curves are estimated on a downscaled image."""
-        return self.architecture is None or self.architecture.scale_factor == 1
+        a 7-layer receptive field, false once curves are estimated on a downscaled image or the
+        shadow lift looks at the whole photo."""
+        arch = self.architecture
+        return arch is None or (arch.scale_factor == 1 and arch.light_scale is None)
 
     @property
     def receptive_radius(self) -> int:
@@ -208,8 +236,14 @@ class Enhancer:
         batch = tf.convert_to_tensor(np.asarray(image, np.float32)[None])
         return float(tf.reshape(gate_strength(batch, gate), [-1])[0])
 
-    def __call__(self, image: np.ndarray, strength: float | None = None) -> np.ndarray:
-        """One HxWx3 image; `strength` fixes the exposure gate's (see `strength_of`)."""
+    def __call__(
+        self, image: np.ndarray, strength: float | None = None, gain: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One HxWx3 image; `strength` fixes the exposure gate's (see `strength_of`), `gain` the
+        lift's log gain at full resolution (a tile's part of the whole photo's, `src.infer.light_map`)."""
         batch = tf.convert_to_tensor(image[None], tf.float32)
+        if gain is not None:
+            given = tf.constant([-1.0 if strength is None else strength], tf.float32)
+            return self._forward_lit(batch, given, tf.convert_to_tensor(gain[None], tf.float32))[0].numpy()
         given = None if strength is None else tf.constant([strength], tf.float32)
         return self._forward(batch, given)[0].numpy()

@@ -8,7 +8,8 @@ with the default model: 1.25 GB for a 25 MP photo, 1.69 GB for 100 MP
 
 The exposure gate judges the whole photo's mean brightness once (exact integer sums,
 `Photo.mean`); every tile uses that strength. Zero-DCE gives exact tiles as is; Zero-DCE++
-estimates its curves on the downscaled whole photo first (`src.infer.downscaled`).
+estimates its curves on the downscaled whole photo first (`src.infer.downscaled`), and the
+shadow lift its gain map (`src.infer.light_map`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ class PhotoEnhancer:
         width, height = photo.size
         if self.enhancer.exact_in_tiles or self.tiles(photo) == 1:
             return lambda window: self.enhancer(photo.unit_rgb(*window.outer), strength)
+        light = None
+        if self.enhancer.light is not None:
+            from src.infer.light_map import LightMap
+
+            light = LightMap(self.enhancer, lambda y0, y1: photo.unit_rgb(y0, y1), height, width)
+            if self.enhancer.architecture.scale_factor == 1:  # Zero-DCE: all else is local
+                return lambda window: self.enhancer(
+                    photo.unit_rgb(*window.outer), strength, light.window(window.outer)
+                )
         if self._curves is None:
             from src.infer.downscaled import DownscaledCurves  # lazy, as the fast path is
 
@@ -63,5 +73,5 @@ class PhotoEnhancer:
         curves = self._curves
         alpha = curves.curves(lambda y0, y1: photo.unit_rgb(y0, y1), height, width, self.tile)
         return lambda window: curves(
-            photo.unit_rgb(*window.outer), alpha, window.outer, (height, width), strength
+            photo.unit_rgb(*window.outer), alpha, window.outer, (height, width), strength, light
         )

@@ -21,7 +21,7 @@ class TinyModel:
     root: Path  # the working folder: mlflow.db, mlruns/, models/
     params: Params
     run_id: str
-    model_path: Path  # the shipped model: curves, exposure gate and the fitted denoiser
+    model_path: Path  # the shipped model: curves, exposure gate, the fitted denoiser and the lift
     curves_path: Path  # the train stage's: the same without the denoiser
     run_file: Path
     tracking_uri: str  # the store, as MLFLOW_TRACKING_URI names it while the fixture lives
@@ -36,11 +36,13 @@ class TinyModel:
 
 
 def train_and_evaluate(root: Path, tracking_uri: str) -> TinyModel:
-    """Train (2 epochs on 32 px crops), fit the denoiser and evaluate on the fixture, as the train,
-    train_denoiser and evaluate stages do."""
+    """Train (2 epochs on 32 px crops), fit the denoiser and the lift and evaluate on the fixture,
+    as the train, train_light, train_denoiser and evaluate stages do."""
     from src import runtime
     from src.data.split import read_split
     from src.evaluate.scoring import evaluate, flat_metrics
+    from src.light.compose import with_light
+    from src.light.fit import fit_light
     from src.tracking import runs as tracking
     from src.train.denoiser_fit import curve_cases, fit_denoiser, with_denoiser
     from src.train.run import run_training, save_model, write_training_outputs
@@ -62,7 +64,9 @@ def train_and_evaluate(root: Path, tracking_uri: str) -> TinyModel:
     val = read_split(split / "val.csv")
     pairs = val.head(params.denoiser.fit_images) if params.denoiser.fit_images else val
     fit = fit_denoiser(curve_cases(result.model, pairs), params.denoiser)
-    model = with_denoiser(result.model, fit.strengths)
+    train = read_split(split / "train.csv")
+    light, _ = fit_light(train, val, params.light, params.evaluate.mixed_light_factors)
+    model = with_light(with_denoiser(result.model, fit.strengths), light, params.light.scale_factor)
     save_model(model, model_path)
     tracking.log_to_run(run_file, params.mlflow, model=model)
     _, summary = evaluate(

@@ -32,6 +32,8 @@ TINY_OVERRIDES = {
     "loss": {"exposure_patch": 8},
     # A one-point grid fitted on both val pairs: the stage's work without its search.
     "denoiser": {"luma_weights": [0.05], "chroma_weights": [0.2], "gain_powers": [1.0], "fit_images": 2},
+    # The lift on a net trained for a few steps: its graph, tiles, export and serving, not its skill.
+    "light": {"steps": 20, "batch_size": 4, "filters": 4, "fit_images": 2, "normal_floor_db": 0.0},
     "evaluate": {"timing_runs": 2, "tv_fit_images": 0},
 }
 

@@ -1,0 +1,159 @@
+"""Train the shadow network on synthetic shadows, then choose the lift's threshold on val.
+
+Inputs are the train split's normal-light images, box-filtered to the network's scale and darkened
+by seeded fields (`src.light.shadows`); the target is each field's log factor, so no image is ever
+a target. The threshold is then chosen on val pairs' normal-light images: evaluate's mixed-light
+test rebuilt with another seed (the lift's PSNR against the originals), under a floor on the
+normal-light images themselves (the lift's PSNR against its input), so a lit photo stays as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+from tqdm import tqdm
+
+from src.config import LightConfig
+from src.data.images import read_rgb, to_unit_float
+from src.errors import PipelineError
+from src.evaluate.metrics import PSNR_CAP_DB, psnr
+from src.evaluate.mixed_light import MASKS, darken, mask, to_linear, to_srgb
+from src.light.network import brighten, build_light_gain, build_shadow_net, gain_from_darkening
+from src.light.shadows import shadow_log_field
+
+
+def box_filter(image: np.ndarray, scale: int) -> np.ndarray:
+    """The mean of each scale×scale block, partial blocks at the edges included: what
+    `AveragePooling2D(scale, padding="same")` in front of the network computes."""
+    return tf.nn.avg_pool2d(image[None], scale, scale, "SAME")[0].numpy()
+
+
+def small_images(rows: pd.DataFrame, column: str, scale: int) -> list[np.ndarray]:
+    return [
+        box_filter(to_unit_float(read_rgb(path)), scale)
+        for path in tqdm(rows[column], desc=f"reading {column}", file=sys.stderr, leave=False)
+    ]
+
+
+def shadowed_batch(
+    images: list[np.ndarray], size: int, cfg: LightConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """`size` random images (flipped at random), each under a random field: (inputs, log factors)."""
+    inputs, targets = [], []
+    for index in rng.integers(len(images), size=size):
+        image = images[index]
+        if rng.random() < 0.5:
+            image = image[:, ::-1]
+        log_field = shadow_log_field(*image.shape[:2], cfg.darkening, rng)
+        inputs.append(to_srgb(to_linear(image.astype(np.float64)) * np.exp(log_field)[..., None]))
+        targets.append(log_field[..., None])
+    return np.asarray(inputs, np.float32), np.asarray(targets, np.float32)
+
+
+def train_shadow_net(train_images: list[np.ndarray], cfg: LightConfig) -> tuple[keras.Model, list[float]]:
+    """Adam (cosine decay) on the mean squared error of the log factor; returns the net and its
+    mean loss per 100 steps."""
+    keras.utils.set_random_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    net = build_shadow_net(cfg.filters)
+    optimizer = keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.steps))
+
+    @tf.function
+    def step(inputs: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(net(inputs, training=True) - targets))
+        variables = net.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return loss
+
+    losses, window = [], []
+    with tqdm(range(cfg.steps), desc="shadow net", unit="step", file=sys.stderr) as bar:
+        for i in bar:
+            window.append(float(step(*shadowed_batch(train_images, cfg.batch_size, cfg, rng))))
+            if (i + 1) % 100 == 0:
+                losses.append(float(np.mean(window)))
+                window = []
+                bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    return net, losses
+
+
+@dataclasses.dataclass(frozen=True)
+class ThresholdFit:
+    threshold: float
+    scores: dict[float, dict[str, float]]  # per candidate: val mixed-light PSNR and normal-light PSNR
+
+
+def _lift(image: np.ndarray, darkening_small: np.ndarray, threshold: float) -> np.ndarray:
+    """The shipped lift (src.light.network) in numpy, on one full-resolution image."""
+    gain_small = keras.ops.convert_to_numpy(gain_from_darkening(darkening_small - threshold))
+    gain = tf.image.resize(gain_small[None], image.shape[:2], "bilinear")[0].numpy()
+    return np.clip(keras.ops.convert_to_numpy(brighten(image, gain)), 0.0, 1.0)
+
+
+def _pooled_psnr(mses: list[float]) -> float:
+    mse = float(np.mean(mses))
+    return min(10.0 * np.log10(1.0 / mse), PSNR_CAP_DB) if mse > 0 else PSNR_CAP_DB
+
+
+def choose_threshold(
+    net: keras.Model, originals: list[np.ndarray], cfg: LightConfig, factors: tuple[float, float]
+) -> ThresholdFit:
+    """The grid value with the best mixed-light PSNR among those keeping normal light ≥ the floor.
+
+    Normal light is scored as evaluate does (10·log10 of 1 / the MSE pooled over the images):
+    an image left bit for bit as it was would make a mean of per-image PSNRs meaningless.
+    """
+    rng = np.random.default_rng(cfg.seed)
+    darkening = lambda image: -net(box_filter(image, cfg.scale_factor)[None])[0].numpy()  # noqa: E731
+    mixed_psnr = {t: [] for t in cfg.thresholds}
+    normal_mse = {t: [] for t in cfg.thresholds}
+    for original in tqdm(originals, desc="threshold on val", file=sys.stderr, leave=False):
+        own = darkening(original)
+        for t in cfg.thresholds:
+            normal_mse[t].append(
+                float(np.mean(np.square(_lift(original, own, t) - original.astype(np.float64))))
+            )
+        for kind in MASKS:
+            weight = mask(kind, *original.shape[:2], rng)
+            mixed = darken(original, weight, float(rng.uniform(*factors)))
+            predicted = darkening(mixed)
+            for t in cfg.thresholds:
+                mixed_psnr[t].append(psnr(_lift(mixed, predicted, t), original))
+    scores = {
+        t: {"mixed_psnr": float(np.mean(mixed_psnr[t])), "normal_psnr_vs_input": _pooled_psnr(normal_mse[t])}
+        for t in cfg.thresholds
+    }
+    allowed = [t for t in cfg.thresholds if scores[t]["normal_psnr_vs_input"] >= cfg.normal_floor_db]
+    if not allowed:
+        best = max(s["normal_psnr_vs_input"] for s in scores.values())
+        raise PipelineError(
+            f"light.thresholds: none keeps val normal-light images at light.normal_floor_db "
+            f"({cfg.normal_floor_db} dB), the best reaches {best:.2f} dB; add larger thresholds"
+        )
+    best = max(allowed, key=lambda t: scores[t]["mixed_psnr"])
+    return ThresholdFit(best, scores)
+
+
+def fit_light(
+    train: pd.DataFrame, val: pd.DataFrame, cfg: LightConfig, mixed_factors: tuple[float, float]
+) -> tuple[keras.Model, dict]:
+    """The train_light stage's work: the saved gain model and its metrics."""
+    net, losses = train_shadow_net(small_images(train, "high", cfg.scale_factor), cfg)
+    pairs = val.head(cfg.fit_images) if cfg.fit_images else val
+    originals = [to_unit_float(read_rgb(path)) for path in pairs["high"]]
+    fit = choose_threshold(net, originals, cfg, mixed_factors)
+    chosen = fit.scores[fit.threshold]
+    metrics = {
+        "threshold": fit.threshold,
+        "val_mixed_psnr": round(chosen["mixed_psnr"], 4),
+        "val_normal_psnr_vs_input": round(chosen["normal_psnr_vs_input"], 4),
+        "final_loss": round(losses[-1], 5) if losses else None,
+        "val_images": len(originals),
+        "grid": {str(t): {k: round(v, 4) for k, v in s.items()} for t, s in fit.scores.items()},
+    }
+    return build_light_gain(net, fit.threshold), metrics

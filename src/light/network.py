@@ -1,0 +1,98 @@
+"""The shadow network and the lift it drives, in stock Keras layers and ops (saved graphs load anywhere).
+
+The network sees the photo box-filtered by a scale factor and predicts, per small pixel, the
+natural log of how much light is missing there (≤ 0; 0 where the region is as lit as the scene
+allows). The lift divides that factor back out in linear light. Darkening weaker than a threshold
+is ignored, so a well-exposed region is never touched by the network's small errors, and one that
+is already bright gets no gain at all: the predicted darkening there is ~0.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from src.model.networks import upsample_like
+
+SHADOW_NET = "shadow_net"  # image (small) → log darkening factor
+LIGHT_GAIN = "light_gain"  # shadow_net + threshold: image (small) → log gain ≥ 0, what is saved
+LIGHT_THRESHOLD = "light_threshold"  # the frozen layer holding the threshold, read back by inference
+LIGHT_DOWNSCALE = "light_downscale"  # the box filter in front of the shadow net in a shipped graph
+SCALES = 3  # pyramid levels below the input: 1/2, 1/4, 1/8 of the (already small) image
+
+
+def build_shadow_net(filters: int = 24) -> keras.Model:
+    """A small pyramid on log intensity: two 3×3 convolutions per level, every level upsampled
+    back and merged, with the whole image's mean features added. Whether a region is in shadow
+    depends on what surrounds it, often a whole half of the frame away, hence the coarse levels."""
+    image = keras.Input(shape=(None, None, 3), name="image")
+    # Log intensity: darkening by a factor is then a shift, the same whatever the surface.
+    x = ops.log(ops.maximum(image, 1.0 / 255.0))
+
+    def block(x: keras.KerasTensor, name: str) -> keras.KerasTensor:
+        x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_a")(x)
+        return layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_b")(x)
+
+    levels = [block(x, "level0")]
+    for level in range(1, SCALES + 1):
+        pooled = layers.AveragePooling2D(2, 2, padding="same", name=f"pool{level}")(levels[-1])
+        levels.append(block(pooled, f"level{level}"))
+    context = layers.GlobalAveragePooling2D(keepdims=True, name="context_pool")(levels[-1])
+    context = layers.Conv2D(filters, 1, activation="relu", name="context")(context)
+    merged = layers.Concatenate(name="merge")([levels[0], *(upsample_like(f, levels[0]) for f in levels[1:])])
+    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name="head")(merged) + context
+    log_factor = -ops.relu(layers.Conv2D(1, 1, name="log_factor")(x))
+    return keras.Model(image, log_factor, name=SHADOW_NET)
+
+
+def threshold_layer(threshold: float) -> layers.Dense:
+    """A frozen 1→1 Dense computing darkening − threshold, so the threshold travels in the file."""
+    layer = layers.Dense(1, name=LIGHT_THRESHOLD, trainable=False, dtype="float32")
+    layer.build((None, None, None, 1))
+    layer.set_weights([np.ones((1, 1), np.float32), np.array([-threshold], np.float32)])
+    return layer
+
+
+def threshold_of(layer: layers.Dense) -> float:
+    return round(-float(np.ravel(layer.get_weights()[1])[0]), 6)
+
+
+def gain_from_darkening(above: keras.KerasTensor) -> keras.KerasTensor:
+    """Log gain for a predicted log darkening, given darkening − threshold (`above`): the part
+    beyond the threshold. On val it beat a soft knee (none below t, all of it above 2t) at every
+    normal-light PSNR (docs/model.md)."""
+    return ops.relu(above)
+
+
+def build_light_gain(shadow_net: keras.Model, threshold: float) -> keras.Model:
+    """Small image → log gain (≥ 0) in linear light: the saved model of the train_light stage."""
+    image = keras.Input(shape=(None, None, 3), name="image")
+    above = threshold_layer(threshold)(-shadow_net(image))
+    return keras.Model(image, gain_from_darkening(above), name=LIGHT_GAIN)
+
+
+def to_linear(srgb: keras.KerasTensor) -> keras.KerasTensor:
+    """The sRGB curve undone (IEC 61966-2-1), as evaluate's mixed-light shadows are made."""
+    curve = ops.power((ops.maximum(srgb, 0.04045) + 0.055) / 1.055, 2.4)
+    return ops.where(srgb <= 0.04045, srgb / 12.92, curve)
+
+
+def to_srgb(linear: keras.KerasTensor) -> keras.KerasTensor:
+    curve = 1.055 * ops.power(ops.maximum(linear, 0.0031308), 1.0 / 2.4) - 0.055
+    return ops.where(linear <= 0.0031308, linear * 12.92, curve)
+
+
+def brighten(image: keras.KerasTensor, log_gain: keras.KerasTensor) -> keras.KerasTensor:
+    """`image` (sRGB in [0, 1]) times exp(log_gain) in linear light, clipped at white; where the
+    gain is 0 the pixel is the input bit for bit (the sRGB round trip alone would move it by 1e-7)."""
+    lifted = to_srgb(ops.minimum(to_linear(image) * ops.exp(log_gain), 1.0))
+    return ops.where(log_gain > 0.0, lifted, image)
+
+
+def blend_lift(
+    image: keras.KerasTensor, out: keras.KerasTensor, log_gain: keras.KerasTensor, strength: keras.KerasTensor
+) -> keras.KerasTensor:
+    """The gated model's output plus the lift where the gate held the curves back (1 − strength):
+    a dark photo keeps its curves, a lit one gets its shadows lifted, one in between some of each."""
+    return ops.clip(out + (1.0 - strength) * (brighten(image, log_gain) - image), 0.0, 1.0)
