@@ -64,7 +64,7 @@ class DownscaledCurves:
         denoiser = tv_function(arch.denoiser) if arch.denoiser is not None else None
         gate = gate_layer(arch.gate_band) if arch.gate_band is not None else None
         self.scale, iterations = arch.scale_factor, arch.iterations
-        lit = arch.light_scale is not None
+        has_light = arch.light_scale is not None
         image_spec = tf.TensorSpec([None, None, None, 3], tf.float32)
 
         @tf.function(input_signature=[image_spec])
@@ -73,17 +73,21 @@ class DownscaledCurves:
 
         gain_spec = tf.TensorSpec([None, None, None, 1], tf.float32)
 
-        @tf.function(input_signature=[image_spec, image_spec, tf.TensorSpec([None], tf.float32), gain_spec])
-        def apply(images: tf.Tensor, alpha: tf.Tensor, strength: tf.Tensor, gain: tf.Tensor) -> tf.Tensor:
+        number_spec = tf.TensorSpec([None], tf.float32)
+
+        @tf.function(input_signature=[image_spec, image_spec, number_spec, gain_spec, number_spec])
+        def apply(
+            images: tf.Tensor, alpha: tf.Tensor, strength: tf.Tensor, gain: tf.Tensor, lit: tf.Tensor
+        ) -> tf.Tensor:
             enhanced = fused_curves(images, alpha, iterations)
             if gate is None and denoiser is None:
                 return enhanced
             s = tf.reshape(strength, [-1, 1, 1, 1]) if gate is not None else None
             out = finish(images, enhanced, gate, denoiser, s)
-            return blend_lift(images, out, gain, s) if lit else out
+            return blend_lift(images, out, gain, s, tf.reshape(lit, [-1, 1, 1, 1])) if has_light else out
 
         self._estimate, self._apply = estimate, apply
-        self.enhancer, self.lit = enhancer, lit
+        self.enhancer, self.has_light = enhancer, has_light
         self.parity_max_abs = self._check_parity(enhancer)
 
     def curves(self, read_rows: ReadRows, height: int, width: int, tile: int = DEFAULT_TILE) -> np.ndarray:
@@ -105,11 +109,13 @@ class DownscaledCurves:
         curves = upsample_window(alpha, box, *size)
         given = tf.constant([1.0 if strength is None else strength], tf.float32)  # ignored without a gate
         gain = light.window(box) if light is not None else np.zeros((*rgb.shape[:2], 1), np.float32)
+        lit = tf.constant([light.lit if light is not None else 0.0], tf.float32)
         batch = self._apply(
             tf.convert_to_tensor(rgb[None]),
             tf.convert_to_tensor(curves[None]),
             given,
             tf.convert_to_tensor(gain[None]),
+            lit,
         )
         return batch[0].numpy()
 
@@ -124,7 +130,9 @@ class DownscaledCurves:
         """A whole float image in memory, in tiles (the probe below, and tests)."""
         height, width = image.shape[:2]
         alpha = self.curves(lambda y0, y1: image[y0:y1], height, width, curve_tile)
-        light = LightMap(self.enhancer, lambda y0, y1: image[y0:y1], height, width) if self.lit else None
+        light = (
+            LightMap(self.enhancer, lambda y0, y1: image[y0:y1], height, width) if self.has_light else None
+        )
         output = np.empty((height, width, 3), np.float32)
 
         def forward(window: Window) -> np.ndarray:

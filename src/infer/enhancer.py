@@ -176,25 +176,28 @@ class Enhancer:
             out, s = curves(images, strength)
             if self.light is None:
                 return out
-            return blend_lift(images, out, self.light_gain(images), s)
+            gain, lit = self.light_gain(images)
+            return blend_lift(images, out, gain, s, lit)
 
-        @tf.function(
-            input_signature=[image_spec, strength_spec, tf.TensorSpec([None, None, None, 1], tf.float32)]
-        )
-        def forward_lit(images: tf.Tensor, strength: tf.Tensor, gain: tf.Tensor) -> tf.Tensor:
+        gain_spec = tf.TensorSpec([None, None, None, 1], tf.float32)
+
+        @tf.function(input_signature=[image_spec, strength_spec, gain_spec, strength_spec])
+        def forward_lit(images: tf.Tensor, strength: tf.Tensor, gain: tf.Tensor, lit: tf.Tensor) -> tf.Tensor:
             out, s = curves(images, strength)
-            return blend_lift(images, out, gain, s)
+            return blend_lift(images, out, gain, s, tf.reshape(lit, [-1, 1, 1, 1]))
 
         self._forward_lit = forward_lit
         return lambda images, strength=None: forward(
             images, tf.fill([tf.shape(images)[0]], -1.0) if strength is None else strength
         )
 
-    def light_gain(self, images: tf.Tensor) -> tf.Tensor:
-        """The lift's log gain for whole images at full resolution, as the saved graph computes it."""
+    def light_gain(self, images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(the lift's log gain at full resolution, the scene's litness [N, 1, 1, 1]) for whole
+        images, as the saved graph computes them."""
         scale = self.architecture.light_scale
         small = tf.nn.avg_pool2d(images, scale, scale, "SAME") if scale > 1 else images
-        return tf.image.resize(self.light(small, training=False), tf.shape(images)[1:3], "bilinear")
+        gain, lit = self.light(small, training=False)
+        return tf.image.resize(gain, tf.shape(images)[1:3], "bilinear"), lit
 
     def _check_parity(self) -> None:
         """The fast path against the saved graph on a probe of odd size (not a multiple
@@ -237,13 +240,21 @@ class Enhancer:
         return float(tf.reshape(gate_strength(batch, gate), [-1])[0])
 
     def __call__(
-        self, image: np.ndarray, strength: float | None = None, gain: np.ndarray | None = None
+        self,
+        image: np.ndarray,
+        strength: float | None = None,
+        gain: np.ndarray | None = None,
+        lit: float = 0.0,
     ) -> np.ndarray:
         """One HxWx3 image; `strength` fixes the exposure gate's (see `strength_of`), `gain` the
         lift's log gain at full resolution (a tile's part of the whole photo's, `src.infer.light_map`)."""
         batch = tf.convert_to_tensor(image[None], tf.float32)
         if gain is not None:
             given = tf.constant([-1.0 if strength is None else strength], tf.float32)
-            return self._forward_lit(batch, given, tf.convert_to_tensor(gain[None], tf.float32))[0].numpy()
+            gain_batch, lit_batch = (
+                tf.convert_to_tensor(gain[None], tf.float32),
+                tf.constant([lit], tf.float32),
+            )
+            return self._forward_lit(batch, given, gain_batch, lit_batch)[0].numpy()
         given = None if strength is None else tf.constant([strength], tf.float32)
         return self._forward(batch, given)[0].numpy()

@@ -15,14 +15,15 @@ from src.infer.resampling import Box, ReadRows, box_filter, upsample_window
 
 
 class LightMap:
-    """One photo's lift gain at 1/scale, and any window of it at full resolution."""
+    """One photo's lift gain at 1/scale, any window of it at full resolution, and how lit the
+    whole photo's scene is (one number, like the exposure gate's strength)."""
 
     def __init__(self, enhancer: Enhancer, read_rows: ReadRows, height: int, width: int):
         scale = enhancer.architecture.light_scale
         small = box_filter(read_rows, height, width, scale)
-        self.small = np.asarray(
-            enhancer.light(np.asarray(small, np.float32)[None], training=False)[0], np.float32
-        )
+        gain, lit = enhancer.light(np.asarray(small, np.float32)[None], training=False)
+        self.small = np.asarray(gain[0], np.float32)
+        self.lit = float(np.ravel(lit)[0])
         self.size = (height, width)
 
     def window(self, box: Box) -> np.ndarray:

@@ -64,7 +64,7 @@ class PhotoEnhancer:
             light = LightMap(self.enhancer, lambda y0, y1: photo.unit_rgb(y0, y1), height, width)
             if self.enhancer.architecture.scale_factor == 1:  # Zero-DCE: all else is local
                 return lambda window: self.enhancer(
-                    photo.unit_rgb(*window.outer), strength, light.window(window.outer)
+                    photo.unit_rgb(*window.outer), strength, light.window(window.outer), light.lit
                 )
         if self._curves is None:
             from src.infer.downscaled import DownscaledCurves  # lazy, as the fast path is

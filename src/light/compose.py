@@ -12,7 +12,8 @@ from src.model.networks import EXPOSURE_GATE, gate_strength, upsample_like
 
 def with_light(model: keras.Model, light_gain: keras.Model, scale_factor: int) -> keras.Model:
     """`model` (an inference model with an exposure gate) with `light_gain` run on the image box-
-    filtered by `scale_factor`, its map upsampled bilinearly and blended by 1 − the gate's strength.
+    filtered by `scale_factor`, its gain map upsampled bilinearly and blended by the gate's
+    strength and the scene's litness (`src.light.network.blend_lift`).
 
     The same layers as before stay at the top level under their names, so everything that reads
     a saved graph back (src.infer.enhancer.architecture_of) still finds them.
@@ -25,5 +26,6 @@ def with_light(model: keras.Model, light_gain: keras.Model, scale_factor: int) -
         ) from None
     image, out = model.inputs[0], model.outputs[0]
     small = layers.AveragePooling2D(scale_factor, scale_factor, padding="same", name=LIGHT_DOWNSCALE)(image)
-    gain = upsample_like(light_gain(small), image)
-    return keras.Model(image, blend_lift(image, out, gain, gate_strength(image, gate)), name=model.name)
+    gain, lit = light_gain(small)
+    final = blend_lift(image, out, upsample_like(gain, image), gate_strength(image, gate), lit)
+    return keras.Model(image, final, name=model.name)

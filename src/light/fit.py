@@ -23,7 +23,13 @@ from src.data.images import read_rgb, to_unit_float
 from src.errors import PipelineError
 from src.evaluate.metrics import PSNR_CAP_DB, psnr
 from src.evaluate.mixed_light import MASKS, darken, mask, to_linear, to_srgb
-from src.light.network import brighten, build_light_gain, build_shadow_net, gain_from_darkening
+from src.light.network import (
+    brighten,
+    brightest_region,
+    build_light_gain,
+    build_shadow_net,
+    gain_from_darkening,
+)
 from src.light.shadows import shadow_log_field
 
 
@@ -139,21 +145,40 @@ def choose_threshold(
     return ThresholdFit(best, scores)
 
 
+# The scene gate's band, by the rule of the exposure gate's: its low end above this share of the
+# train split's low-light images' brightest regions, its high end below this share of the
+# normal-light ones', so that 95 % of each side gets the full curves or none.
+SCENE_QUANTILE = 0.95
+
+
+def scene_band(low: list[np.ndarray], normal: list[np.ndarray]) -> tuple[float, float]:
+    """The lit-scene gate's [low, high] brightest-region brightness, from train images (small)."""
+    brightest = lambda images: [float(brightest_region(image[None])[0, 0]) for image in images]  # noqa: E731
+    dim = float(np.quantile(brightest(low), SCENE_QUANTILE))
+    lit = float(np.quantile(brightest(normal), 1 - SCENE_QUANTILE))
+    if not dim < lit:  # overlapping sets (tiny ones): a band that still rises from one to the other
+        dim, lit = min(dim, lit), max(dim, lit) * 1.1
+    return round(dim, 4), round(lit, 4)
+
+
 def fit_light(
     train: pd.DataFrame, val: pd.DataFrame, cfg: LightConfig, mixed_factors: tuple[float, float]
 ) -> tuple[keras.Model, dict]:
     """The train_light stage's work: the saved gain model and its metrics."""
-    net, losses = train_shadow_net(small_images(train, "high", cfg.scale_factor), cfg)
+    normal = small_images(train, "high", cfg.scale_factor)
+    band = scene_band(small_images(train, "low", cfg.scale_factor), normal)
+    net, losses = train_shadow_net(normal, cfg)
     pairs = val.head(cfg.fit_images) if cfg.fit_images else val
     originals = [to_unit_float(read_rgb(path)) for path in pairs["high"]]
     fit = choose_threshold(net, originals, cfg, mixed_factors)
     chosen = fit.scores[fit.threshold]
     metrics = {
         "threshold": fit.threshold,
+        "scene_band": list(band),
         "val_mixed_psnr": round(chosen["mixed_psnr"], 4),
         "val_normal_psnr_vs_input": round(chosen["normal_psnr_vs_input"], 4),
         "final_loss": round(losses[-1], 5) if losses else None,
         "val_images": len(originals),
         "grid": {str(t): {k: round(v, 4) for k, v in s.items()} for t, s in fit.scores.items()},
     }
-    return build_light_gain(net, fit.threshold), metrics
+    return build_light_gain(net, fit.threshold, band), metrics
