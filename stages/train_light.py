@@ -28,13 +28,13 @@ def main() -> None:
 
     with held("train_light", "light fit"):
         from src.data.split import read_split
-        from src.files import atomic_write_text
+        from src.files import atomic_path, atomic_write_text
         from src.light.fit import fit_light
-        from src.train.run import save_model
 
         train, val = read_split(args.split / "train.csv"), read_split(args.split / "val.csv")
         model, metrics = fit_light(train, val, params.light, params.evaluate.mixed_light_factors)
-        save_model(model, args.model)
+        with atomic_path(args.model) as tmp:  # a crash mid-save leaves the last good file
+            model.save(tmp)
         args.metrics.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
         print(
