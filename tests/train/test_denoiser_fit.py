@@ -19,6 +19,7 @@ from PIL import Image
 
 from src.config import DenoiserConfig, PromoteConfig
 from src.infer.enhancer import architecture_of
+from src.light.network import build_light_gain, build_shadow_net
 from src.model.denoise import denoiser_layer
 from src.model.loading import load_keras_model
 from src.model.networks import build_dce_net, inference_model
@@ -104,6 +105,7 @@ def run_stage(monkeypatch, root, raw: dict) -> None:
     params = root / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
     argv = ["stages.train_denoiser", "--curves", "models/curves.keras", "--split", "split"]
+    argv += ["--light", "models/light.keras"]
     argv += ["--run-file", "models/run.json", "--model", "models/model.keras"]
     argv += ["--metrics", "reports/denoiser/metrics.json", "--params", str(params)]
     monkeypatch.setattr(sys, "argv", argv)
@@ -118,6 +120,7 @@ def test_the_stage_writes_the_shipped_model_and_logs_it_to_the_training_run(tmp_
     tiny_split(tmp_path, params)
     (tmp_path / "models").mkdir()
     brightening_curves(tmp_path / "models/curves.keras")
+    build_light_gain(build_shadow_net(4), 0.5, (0.3, 0.5)).save(tmp_path / "models/light.keras")
     mlflow.set_experiment(params.mlflow.experiment)
     with mlflow.start_run() as training:  # the train stage's run, finished
         mlflow.log_metric("test_zero_dce_psnr", 15.0)
@@ -135,6 +138,7 @@ def test_the_stage_writes_the_shipped_model_and_logs_it_to_the_training_run(tmp_
     }
     shipped = load_keras_model(tmp_path / "models/model.keras")
     assert architecture_of(shipped).denoiser == chosen
+    assert (architecture_of(shipped).light_scale, architecture_of(shipped).light_threshold) == (8, 0.5)
     note = f"Denoiser (tv: luma_weight {chosen[0]:g}, chroma_weight 0.2, gain_power 1), fitted on 2 val pairs"
     assert note in capsys.readouterr().out
 

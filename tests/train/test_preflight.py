@@ -1,5 +1,5 @@
 """src.preflight: params that validate but that the data cannot meet are refused in one line, by the
-train, train_denoiser and evaluate stages, before TensorFlow or MLflow loads, so a refusal leaves
+train, train_light, train_denoiser and evaluate stages, before TensorFlow or MLflow loads, so a refusal leaves
 nothing behind."""
 
 from __future__ import annotations
@@ -164,8 +164,13 @@ def run_stage(tmp_path: Path, stage: str, params: dict, split_dir: Path) -> subp
         ],
         "stages.train_denoiser": [
             *common,
-            *("--curves", "models/curves.keras", "--model", "models/model.keras"),
-            *("--metrics", "reports/denoiser/metrics.json"),
+            *("--curves", "models/curves.keras", "--light", "models/light.keras"),
+            *("--model", "models/model.keras", "--metrics", "reports/denoiser/metrics.json"),
+        ],
+        "stages.train_light": [
+            "--split",
+            str(split_dir),
+            *("--model", "models/light.keras", "--metrics", "reports/light/metrics.json"),
         ],
         "stages.evaluate": [
             *common,
@@ -202,6 +207,12 @@ def run_stage(tmp_path: Path, stage: str, params: dict, split_dir: Path) -> subp
             "denoiser",
             {"fit_images": 3},
             "error: params.yaml: denoiser.fit_images (3) is more than the 2 val pairs",
+        ),
+        (
+            "stages.train_light",
+            "light",
+            {"fit_images": 3},
+            "error: params.yaml: light.fit_images (3) is more than the 2 val pairs",
         ),
         (
             "stages.evaluate",
