@@ -24,7 +24,7 @@ PUBLISHED = [
     ("PairLIE, CVPR 2023 (two low-light shots per scene)", "19.51", "0.736"),
 ]
 METHODS = {
-    "zero_dce": "**the shipped model** (Zero-DCE++ curves + adaptive TV + exposure gate)",
+    "zero_dce": "**the shipped model** (Zero-DCE++ curves + adaptive TV + exposure gate + shadow lift)",
     "curves_tv": "its curves + scikit-image TV, weight fitted on val",
     "curves": "its curves alone",
     "gamma": "one gamma curve fitted on the train pairs (supervised)",
@@ -90,11 +90,30 @@ def mixed_light(root: Path) -> str:
     return header + "|---|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
 
 
+def light_threshold(root: Path) -> str:
+    """The train_light stage's threshold grid on val (the lift alone), the chosen value in bold."""
+    chosen = _load(root, "reports/light/metrics.json")["threshold"]
+    bold = lambda text, threshold: f"**{text}**" if float(threshold) == chosen else text  # noqa: E731
+    grid = _load(root, "reports/light/thresholds.json")
+    cells = lambda key: " | ".join(bold(f"{v[key]:.2f}", t) for t, v in grid.items())  # noqa: E731
+    return (
+        "| threshold (log darkening ignored) | "
+        + " | ".join(bold(t, t) for t in grid)
+        + " |\n"
+        + "|---|"
+        + "---|" * len(grid)
+        + "\n"
+        + f"| mixed light, PSNR vs the originals | {cells('mixed_psnr')} |\n"
+        + f"| normal light, PSNR vs the input (pooled) | {cells('normal_psnr_vs_input')} |\n"
+    )
+
+
 def fits(root: Path) -> str:
-    """What the train and train_denoiser stages chose on val, and evaluate's timings."""
+    """What the train, train_light and train_denoiser stages chose, and evaluate's timings."""
     train = _load(root, "reports/train/metrics.json")
     denoiser = _load(root, "reports/denoiser/metrics.json")
     metrics = _load(root, "reports/eval/metrics.json")
+    light = _load(root, "reports/light/metrics.json")
     rows = [
         f"| best curves epoch | {train['best_epoch']} of {train['epochs']} "
         f"(val score {train['val_score']:.2f}) |",
@@ -106,6 +125,9 @@ def fits(root: Path) -> str:
         f"{metrics['tv_weight']} |",
         f"| the shipped model, ms per 600×400 image | {metrics['inference_ms_600x400']} |",
         f"| scikit-image TV alone, ms per 600×400 image | {metrics['tv_ms_600x400']} |",
+        f"| shadow lift: threshold (val); scene gate: lit region, lit share (train) | {light['threshold']}; "
+        f"{light['scene_region_low']}–{light['scene_region_high']}, "
+        f"{light['scene_share_low']}–{light['scene_share_high']} |",
     ]
     return "| fitted or timed | value |\n|---|---|\n" + "\n".join(rows) + "\n"
 
@@ -115,6 +137,7 @@ TABLES: dict[str, Callable[[Path], str]] = {
     "methods": methods,
     "normal-light": normal_light,
     "mixed-light": mixed_light,
+    "light-threshold": light_threshold,
     "fits": fits,
 }
 

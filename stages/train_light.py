@@ -15,6 +15,7 @@ def main() -> None:
         "--model", type=Path, required=True, help="where to write the light gain .keras model"
     )
     parser.add_argument("--metrics", type=Path, required=True, help="the fit's metrics JSON")
+    parser.add_argument("--grid", type=Path, required=True, help="val scores of every threshold (JSON)")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
@@ -32,11 +33,13 @@ def main() -> None:
         from src.light.fit import fit_light
 
         train, val = read_split(args.split / "train.csv"), read_split(args.split / "val.csv")
-        model, metrics = fit_light(train, val, params.light, params.evaluate.mixed_light_factors)
+        fit = fit_light(train, val, params.light, params.evaluate.mixed_light_factors)
         with atomic_path(args.model) as tmp:  # a crash mid-save leaves the last good file
-            model.save(tmp)
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
+            fit.model.save(tmp)
+        for path, values in ((args.metrics, fit.metrics), (args.grid, fit.grid)):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, json.dumps(values, indent=2) + "\n")
+        metrics = fit.metrics
         print(
             f"light: threshold {metrics['threshold']:g} chosen on {metrics['val_images']} val images: "
             f"mixed light {metrics['val_mixed_psnr']:.2f} dB, normal light "

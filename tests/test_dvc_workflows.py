@@ -45,6 +45,10 @@ DENOISER_METRICS = {
     "kind", "luma_weight", "chroma_weight", "gain_power", "val_psnr", "val_ssim", "val_score",
     "curves_val_psnr", "curves_val_ssim", "curves_val_score",
 }  # fmt: skip
+LIGHT_METRICS = {
+    "threshold", "scene_region_low", "scene_region_high", "scene_share_low", "scene_share_high",
+    "val_mixed_psnr", "val_normal_psnr_vs_input", "final_loss", "val_images",
+}  # fmt: skip
 HEADLINE_METRICS = {
     "test.psnr", "test.ssim", "eval15.psnr", "eval15.ssim", "normal_light.psnr_vs_input",
     "mixed_light.psnr", "mixed_light.ssim", "inference_ms_600x400", "tv_ms_600x400",
@@ -171,15 +175,18 @@ def test_a_registered_version_of_the_model_downloads_by_name(project, tmp_path):
         "models/run.json": b"{}",
         "reports/train/history.csv": b"epoch\n",
         "reports/train/metrics.json": b"{}",
+        "models/light.keras": b"a stand-in for models/light.keras",
+        "reports/light/metrics.json": b"{}",
+        "reports/light/thresholds.json": b"{}",
         "models/model.keras": model,
         "reports/denoiser/metrics.json": b"{}",
     }
     for name, data in outs.items():
         (project / name).parent.mkdir(parents=True, exist_ok=True)
         (project / name).write_bytes(data)
-    dvc(project, "commit", "--force", "train", "train_denoiser")
+    dvc(project, "commit", "--force", "train", "train_light", "train_denoiser")
     dvc(project, "remote", "add", "--local", "--force", "-d", "store", str(tmp_path / "remote"))
-    dvc(project, "push", "train", "train_denoiser")
+    dvc(project, "push", "train", "train_light", "train_denoiser")
     git(project, "add", "-A")
     git(project, "commit", "-qm", "a model")
     for command in (
@@ -200,7 +207,8 @@ def test_a_registered_version_of_the_model_downloads_by_name(project, tmp_path):
 def committed_reports(tmp_path) -> Path:
     """The pipeline and the committed reports of a full run; headline files made from its summary."""
     shutil.copy2(REPO / "dvc.yaml", tmp_path / "dvc.yaml")
-    for name in ("reports/train", "reports/denoiser", "reports/eval/metrics.json", "reports/plots"):
+    reports = ("train", "light", "denoiser", "eval/metrics.json", "plots")
+    for name in (f"reports/{report}" for report in reports):
         source, target = REPO / name, tmp_path / name
         target.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
@@ -263,11 +271,13 @@ def test_metrics_show_prints_one_row_per_method_under_a_few_columns(committed_re
     rows = {path: entry["data"] for path, entry in files.items()}
     assert set(rows) == {
         "reports/train/metrics.json",
+        "reports/light/metrics.json",
         "reports/denoiser/metrics.json",
         *(f"reports/eval/headline/{m}.json" for m in methods),
     }
     header, _, *lines = dvc(committed_reports, "metrics", "show", "--md").strip().splitlines()
     assert len(lines) == len(rows)
     columns = [cell.strip() for cell in header.strip().strip("|").split("|")]
-    # Path and 23 metrics (of ~90 values): exactly these, each once.
-    assert sorted(columns) == sorted({"Path"} | TRAIN_METRICS | DENOISER_METRICS | HEADLINE_METRICS), header
+    # Path and 35 metrics (of ~100 values): exactly these, each once.
+    expected = {"Path"} | TRAIN_METRICS | LIGHT_METRICS | DENOISER_METRICS | HEADLINE_METRICS
+    assert sorted(columns) == sorted(expected), header

@@ -24,11 +24,13 @@ from src.errors import PipelineError
 from src.evaluate.metrics import PSNR_CAP_DB, psnr
 from src.evaluate.mixed_light import MASKS, darken, mask, to_linear, to_srgb
 from src.light.network import (
+    band_layer,
     brighten,
     brightest_region,
     build_light_gain,
     build_shadow_net,
     gain_from_darkening,
+    lit_share,
 )
 from src.light.shadows import shadow_log_field
 
@@ -145,28 +147,52 @@ def choose_threshold(
     return ThresholdFit(best, scores)
 
 
-# The scene gate's band, by the rule of the exposure gate's: its low end above this share of the
-# train split's low-light images' brightest regions, its high end below this share of the
-# normal-light ones', so that 95 % of each side gets the full curves or none.
-SCENE_QUANTILE = 0.95
+# The scene gate's bands, from the train split. A region is lit across the band from the 95th
+# percentile of the low-light images' brightest regions to the 5th of the normal-light images' (the
+# exposure gate's rule). The lit share of the frame: from the low-light images' 99th percentile to
+# the normal-light images' 10th. LOL's low-light images hold almost no lit region (their 95th
+# percentile share is 0), where real night photos have lamps and windows; the wider quantiles keep
+# a few lit blocks from turning a night photo's curves off.
+REGION_QUANTILE, SHARE_QUANTILES = 0.95, (0.99, 0.10)
 
 
-def scene_band(low: list[np.ndarray], normal: list[np.ndarray]) -> tuple[float, float]:
-    """The lit-scene gate's [low, high] brightest-region brightness, from train images (small)."""
+def scene_bands(
+    low: list[np.ndarray], normal: list[np.ndarray]
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(region band, share band) of the scene gate, from train images (small)."""
     brightest = lambda images: [float(brightest_region(image[None])[0, 0]) for image in images]  # noqa: E731
-    dim = float(np.quantile(brightest(low), SCENE_QUANTILE))
-    lit = float(np.quantile(brightest(normal), 1 - SCENE_QUANTILE))
-    if not dim < lit:  # overlapping sets (tiny ones): a band that still rises from one to the other
-        dim, lit = min(dim, lit), max(dim, lit) * 1.1
-    return round(dim, 4), round(lit, 4)
+    region = _rising(
+        np.quantile(brightest(low), REGION_QUANTILE), np.quantile(brightest(normal), 1 - REGION_QUANTILE)
+    )
+    gate = band_layer(region, "region", log=True)
+    shares = lambda images: [float(lit_share(image[None], gate)[0, 0]) for image in images]  # noqa: E731
+    share = _rising(
+        np.quantile(shares(low), SHARE_QUANTILES[0]), np.quantile(shares(normal), SHARE_QUANTILES[1])
+    )
+    return region, share
+
+
+def _rising(low: float, high: float) -> tuple[float, float]:
+    """A band that rises from `low` to `high`; overlapping sets (tiny ones) still get one."""
+    low, high = float(low), float(high)
+    if not low < high:
+        low, high = min(low, high), max(low, high) * 1.1 + 1e-3
+    return round(low, 4), round(high, 4)
+
+
+@dataclasses.dataclass(frozen=True)
+class LightFit:
+    model: keras.Model  # what the stage saves
+    metrics: dict  # flat: what `dvc metrics show` lists
+    grid: dict[str, dict[str, float]]  # per threshold: val mixed-light and normal-light PSNR
 
 
 def fit_light(
     train: pd.DataFrame, val: pd.DataFrame, cfg: LightConfig, mixed_factors: tuple[float, float]
-) -> tuple[keras.Model, dict]:
-    """The train_light stage's work: the saved gain model and its metrics."""
+) -> LightFit:
+    """The train_light stage's work: the saved gain model, its metrics and the threshold grid."""
     normal = small_images(train, "high", cfg.scale_factor)
-    band = scene_band(small_images(train, "low", cfg.scale_factor), normal)
+    region_band, share_band = scene_bands(small_images(train, "low", cfg.scale_factor), normal)
     net, losses = train_shadow_net(normal, cfg)
     pairs = val.head(cfg.fit_images) if cfg.fit_images else val
     originals = [to_unit_float(read_rgb(path)) for path in pairs["high"]]
@@ -174,11 +200,14 @@ def fit_light(
     chosen = fit.scores[fit.threshold]
     metrics = {
         "threshold": fit.threshold,
-        "scene_band": list(band),
+        "scene_region_low": region_band[0],
+        "scene_region_high": region_band[1],
+        "scene_share_low": share_band[0],
+        "scene_share_high": share_band[1],
         "val_mixed_psnr": round(chosen["mixed_psnr"], 4),
         "val_normal_psnr_vs_input": round(chosen["normal_psnr_vs_input"], 4),
         "final_loss": round(losses[-1], 5) if losses else None,
         "val_images": len(originals),
-        "grid": {str(t): {k: round(v, 4) for k, v in s.items()} for t, s in fit.scores.items()},
     }
-    return build_light_gain(net, fit.threshold, band), metrics
+    grid = {str(t): {k: round(v, 4) for k, v in s.items()} for t, s in fit.scores.items()}
+    return LightFit(build_light_gain(net, fit.threshold, region_band, share_band), metrics, grid)

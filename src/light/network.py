@@ -19,7 +19,8 @@ SHADOW_NET = "shadow_net"  # image (small) → log darkening factor
 LIGHT_GAIN = "light_gain"  # shadow_net + threshold: image (small) → log gain ≥ 0, what is saved
 LIGHT_THRESHOLD = "light_threshold"  # the frozen layer holding the threshold, read back by inference
 LIGHT_DOWNSCALE = "light_downscale"  # the box filter in front of the shadow net in a shipped graph
-SCENE_GATE = "scene_gate"  # the frozen layer holding the lit-scene band (see scene_lit)
+SCENE_REGION_GATE = "scene_region_gate"  # frozen: the brightness band of a lit region (see scene_lit)
+SCENE_SHARE_GATE = "scene_share_gate"  # frozen: the band of the lit share of the frame
 REGION = 4  # small pixels per side of a region whose brightness the scene gate reads (32 px at 1/8)
 SCALES = 3  # pyramid levels below the input: 1/2, 1/4, 1/8 of the (already small) image
 
@@ -67,43 +68,63 @@ def gain_from_darkening(above: keras.KerasTensor) -> keras.KerasTensor:
     return ops.relu(above)
 
 
-def scene_gate_layer(band: tuple[float, float]) -> layers.Dense:
-    """A frozen 1→1 Dense mapping log brightness onto [0, 1] across `band` (as the exposure gate's)."""
-    low, high = band
-    span = max(float(np.log(high) - np.log(low)), 1e-6)
-    layer = layers.Dense(1, name=SCENE_GATE, trainable=False, dtype="float32")
+def band_layer(band: tuple[float, float], name: str, log: bool) -> layers.Dense:
+    """A frozen 1→1 Dense mapping a value (or its log) onto [0, 1] across `band`, so the band
+    travels inside the saved file (as the exposure gate's does)."""
+    low, high = (float(np.log(v)) for v in band) if log else band
+    span = max(high - low, 1e-6)
+    layer = layers.Dense(1, name=name, trainable=False, dtype="float32")
     layer.build((None, 1))
-    layer.set_weights([np.array([[1.0 / span]], np.float32), np.array([-np.log(low) / span], np.float32)])
+    layer.set_weights([np.array([[1.0 / span]], np.float32), np.array([-low / span], np.float32)])
     return layer
+
+
+def _smoothstep(t: keras.KerasTensor) -> keras.KerasTensor:
+    t = ops.clip(t, 0.0, 1.0)
+    return t * t * (3.0 - 2.0 * t)
 
 
 def brightest_region(small: keras.KerasTensor) -> keras.KerasTensor:
     """[N, 1]: the mean brightness of the brightest REGION×REGION block of the small image."""
     luminance = ops.mean(small, axis=-1, keepdims=True)
+    return ops.max(layers.AveragePooling2D(REGION, REGION, padding="same")(luminance), axis=(1, 2))
+
+
+def lit_share(small: keras.KerasTensor, region_gate: layers.Dense) -> keras.KerasTensor:
+    """[N, 1]: the share of the photo's REGION×REGION blocks (of the small image) that are lit like
+    a normal photo's, each counted by a smoothstep of its log brightness across the region band."""
+    luminance = ops.mean(small, axis=-1, keepdims=True)
     regions = layers.AveragePooling2D(REGION, REGION, padding="same", name="scene_regions")(luminance)
-    return ops.max(regions, axis=(1, 2))
+    lit = _smoothstep(region_gate(ops.log(ops.maximum(regions, 1e-4))))
+    return ops.mean(lit, axis=(1, 2))
 
 
-def scene_lit(small: keras.KerasTensor, gate: layers.Dense) -> keras.KerasTensor:
-    """[N, 1, 1, 1]: 1 when some region of the photo is lit like a normal-light photo, 0 when even
-    its brightest region is as dim as a low-light photo's, a smoothstep in log brightness between.
+def scene_lit(
+    small: keras.KerasTensor, region_gate: layers.Dense, share_gate: layers.Dense
+) -> keras.KerasTensor:
+    """[N, 1, 1, 1]: 1 when enough of the photo is lit like a normal photo, 0 when (almost) none of it
+    is, a smoothstep of the lit share between.
 
-    The exposure gate reads the mean, which a large shadow pulls down as far as a dark photo's:
-    a backlit street would get the curves all over, its lit part brightened too. A region at
-    normal brightness says the photo is lit, and what is dark in it is shadow, for the lift.
+    The exposure gate reads the mean, which a large shadow pulls down as far as a dark photo's: a
+    backlit street would get the curves all over, its lit part brightened too. A lit share of the
+    frame says the photo is lit and its dark parts are shadow, for the lift; a lamp or a window in a
+    night photo is too small a share to turn its curves off.
     """
-    t = ops.clip(gate(ops.log(ops.maximum(brightest_region(small), 1e-4))), 0.0, 1.0)
-    return ops.reshape(t * t * (3.0 - 2.0 * t), (-1, 1, 1, 1))
+    return ops.reshape(_smoothstep(share_gate(lit_share(small, region_gate))), (-1, 1, 1, 1))
 
 
 def build_light_gain(
-    shadow_net: keras.Model, threshold: float, scene_band: tuple[float, float]
+    shadow_net: keras.Model,
+    threshold: float,
+    region_band: tuple[float, float],
+    share_band: tuple[float, float],
 ) -> keras.Model:
     """Small image → [log gain (≥ 0) in linear light, how lit the scene is]: the saved model of
     the train_light stage."""
     image = keras.Input(shape=(None, None, 3), name="image")
     above = threshold_layer(threshold)(-shadow_net(image))
-    lit = scene_lit(image, scene_gate_layer(scene_band))
+    region_gate = band_layer(region_band, SCENE_REGION_GATE, log=True)
+    lit = scene_lit(image, region_gate, band_layer(share_band, SCENE_SHARE_GATE, log=False))
     return keras.Model(image, [gain_from_darkening(above), lit], name=LIGHT_GAIN)
 
 
@@ -134,10 +155,10 @@ def blend_lift(
 ) -> keras.KerasTensor:
     """The gated model's output with the lift, weighted by two photo-level numbers.
 
-    `strength` (the exposure gate, from the mean) says how dark the photo is; `lit` (from its
-    brightest region) how much of it is lit like a normal photo. The curves' change is scaled by
-    1 − lit and the lift fills the rest: a dark photo keeps its curves, a lit photo with shadows
-    gets the lift alone, its lit parts left as they were.
+    `strength` (the exposure gate, from the mean) says how dark the photo is; `lit` (from the share
+    of its regions lit like a normal photo's) whether it is a lit scene with shadows. The curves'
+    change is scaled by 1 − lit and the lift fills the rest: a dark photo keeps its curves, a lit
+    photo with shadows gets the lift alone, its lit parts left as they were.
     """
     curves = strength * (1.0 - lit)
     change = (1.0 - lit) * (out - image) + (1.0 - curves) * (brighten(image, log_gain) - image)

@@ -17,9 +17,10 @@ from PIL import Image, ImageOps
 
 from src.infer.enhance import main
 from src.infer.enhancer import Enhancer
+from src.infer.light_map import LightMap
 from src.infer.photos import LUMA, orient, read_photo
 from src.infer.png16 import png16_chunks
-from src.infer.tiling import enhance_tiled
+from src.infer.tiling import Window, enhance_tiled, run_tiles
 from src.model.loading import load_keras_model
 from tests.support.data import REPO_ROOT
 
@@ -83,15 +84,32 @@ def test_formats_and_odd_sizes_keep_name_size_and_format(tiny, net, tmp_path):
 def test_tiles_with_enough_margin_equal_one_whole_image_pass(net):
     # Every distinct tile shape costs an XLA compile: 64 px across splits evenly into the 16 and 32 px
     # tiles, 60 down does not, so edge tiles still shrink (13 shapes where 70 x 95 made 47).
+    # The shadow lift's gain map and scene gate come from the whole image (src.infer.light_map), as
+    # the gate's strength does; with them, every tile is local.
     image = dark(60, 64).astype(np.float32) / 255
     whole = net(image)
     reach = net.receptive_radius  # curves 7 px + the denoiser's 21
     strength = net.strength_of(image)
     assert reach == 28 and 0 < strength < 1, "the image is in the gate's band: tiles must share its strength"
+    light = LightMap(net, lambda y0, y1: image[y0:y1], *image.shape[:2])
+
+    def tiled(tile: int, margin: int) -> np.ndarray:
+        output = np.empty_like(image)
+
+        def forward(window: Window) -> np.ndarray:
+            y0, y1, x0, x1 = window.outer
+            return net(image[y0:y1, x0:x1], strength, light.window(window.outer), light.lit)
+
+        def store(window: Window, part: np.ndarray) -> None:
+            y0, y1, x0, x1 = window.inner
+            output[y0:y1, x0:x1] = part
+
+        run_tiles(forward, store, *image.shape[:2], tile, margin)
+        return output
+
     for tile, margin in ((32, reach), (16, 32), (50, reach + 1), (1000, 32)):
-        tiled = enhance_tiled(lambda part: net(part, strength), image, tile, margin)
-        assert np.abs(tiled - whole).max() < 1e-5, (tile, margin)
-    seams = np.abs(enhance_tiled(lambda part: net(part, strength), image, 16, 0) - whole).max()
+        assert np.abs(tiled(tile, margin) - whole).max() < 1e-5, (tile, margin)
+    seams = np.abs(tiled(16, 0) - whole).max()
     assert seams > 1e-3, "without context the tile borders differ: the check above has teeth"
 
 
@@ -263,7 +281,10 @@ def test_cli_large_image_in_bounded_memory_with_a_corrupt_file_among_good_ones(t
     assert peak_gb < 2.0, f"peak RSS {peak_gb:.2f} GB"
     got = np.asarray(Image.open(out / "large.png")).astype(np.int32)
     corner = large[:600, :700].astype(np.float32) / 255  # the tile seams at 512 px lie inside
-    expected = to8(net(corner, net.strength_of(large.astype(np.float32) / 255)))  # the whole photo's strength
+    whole_photo = large.astype(np.float32) / 255
+    light = LightMap(net, lambda y0, y1: whole_photo[y0:y1], *whole_photo.shape[:2])  # the photo's lift
+    window = light.window((0, 600, 0, 700))
+    expected = to8(net(corner, net.strength_of(whole_photo), window, light.lit))  # the whole photo's strength
     assert np.abs(got[:550, :650] - expected[:550, :650]).max() <= 1
 
 

@@ -13,7 +13,7 @@ from src.light.network import brighten, build_light_gain, build_shadow_net, gain
 from src.model.networks import build_dce_net, inference_model
 
 BAND = (0.12, 0.30)
-SCENE = (0.3, 0.5)  # brightest region: below, a dark scene; above, a lit one
+SCENE = (0.3, 0.5), (0.02, 0.05)  # a region lit from 0.3 to 0.5; a scene when 2 to 5 % of them are
 
 
 def gain(darkening: float, threshold: float) -> float:
@@ -47,7 +47,7 @@ def lit_and_plain(
     net = build_shadow_net(4)
     head = net.get_layer("log_factor")
     head.set_weights([np.zeros_like(head.get_weights()[0]), np.array([darkening], np.float32)])
-    lit = with_light(model, build_light_gain(net, 0.4, SCENE), 4)
+    lit = with_light(model, build_light_gain(net, 0.4, *SCENE), 4)
     lit.save(tmp_path / "lit.keras")
     return keras.saving.load_model(tmp_path / "lit.keras", compile=False), model
 
@@ -85,12 +85,13 @@ def test_the_saved_graph_names_its_lift_and_a_gateless_model_is_refused(tmp_path
     )
     gateless = inference_model(build_dce_net(4, 8, "zero_dce"), 1)
     with pytest.raises(PipelineError, match=r"model\.exposure_gate"):
-        with_light(gateless, build_light_gain(build_shadow_net(4), 0.4, SCENE), 4)
+        with_light(gateless, build_light_gain(build_shadow_net(4), 0.4, *SCENE), 4)
 
 
-def test_a_dark_photo_with_a_lit_region_gets_the_lift_not_the_curves(tmp_path):
-    """Its mean is a dark photo's (the exposure gate's full strength), but one region is lit like a
-    normal photo: the rest is shadow, so the curves, which would brighten the lit part too, stay off."""
+def test_a_dark_photo_with_a_lit_share_gets_the_lift_and_one_with_a_lamp_the_curves(tmp_path):
+    """Its mean is a dark photo's (the exposure gate's full strength), but a share of it is lit like a
+    normal photo: the rest is shadow, so the curves, which would brighten the lit part too, stay off.
+    One small lit block (a lamp in a night photo) leaves the curves on."""
     model, plain = lit_and_plain(tmp_path)
     image = np.full((1, 48, 64, 3), 0.03, np.float32)
     image[:, :16, :16] = 0.7  # one region of the scene gate's (4 small pixels of the 1/4 image)
@@ -98,3 +99,7 @@ def test_a_dark_photo_with_a_lit_region_gets_the_lift_not_the_curves(tmp_path):
     expected = keras.ops.convert_to_numpy(brighten(image, np.full((1, 48, 64, 1), 1.0 - 0.4, np.float32)))
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(image)), expected, atol=1e-5)
     assert np.abs(keras.ops.convert_to_numpy(plain(image)) - expected).max() > 0.05
+    lamp = np.full((1, 96, 192, 3), 0.03, np.float32)
+    lamp[:, :16, :16] = 0.9  # 1 of the 72 regions: a 1.4 % share, below the share band
+    with_lamp = keras.ops.convert_to_numpy(model(lamp))
+    np.testing.assert_allclose(with_lamp, keras.ops.convert_to_numpy(plain(lamp)), atol=1e-6)
