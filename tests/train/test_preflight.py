@@ -171,6 +171,7 @@ def run_stage(tmp_path: Path, stage: str, params: dict, split_dir: Path) -> subp
             "--split",
             str(split_dir),
             *("--model", "models/light.keras", "--metrics", "reports/light/metrics.json"),
+            *("--grid", "reports/light/thresholds.json"),
         ],
         "stages.evaluate": [
             *common,
