@@ -50,13 +50,16 @@ STAGE_COMMANDS = {
     "training": "stages.train --split split --model m --run-file r --history h --metrics x",
     "evaluation": "stages.evaluate --model m --curves c --split split --run-file r --per-image p --metrics x "
     "--headline h",
-    "denoiser fit": "stages.train_denoiser --curves c --split split --model m --run-file r --metrics x",
+    "denoiser fit": "stages.train_denoiser --curves c --light l --split split --model m --run-file r "
+    "--metrics x",
+    "light fit": "stages.train_light --split split --model m --metrics x --grid g",
     "tuning of study 'lol-zero-dce'": "src.tune --study-name lol-zero-dce --n-trials 1",
 }
 LOCK_NAMES = {
     "training": "train",
     "evaluation": "evaluate",
     "denoiser fit": "train_denoiser",
+    "light fit": "train_light",
     "tuning of study 'lol-zero-dce'": "tune-lol-zero-dce",
 }
 
