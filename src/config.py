@@ -99,6 +99,9 @@ Range = Annotated[tuple[Float, Float], BeforeValidator(_range_shape), AfterValid
 UnitRange = Annotated[Range, AfterValidator(_below_one)]
 # tuple[float, ...]: a grid of candidate values (evaluate.tv_weights), not a range.
 Grid = Annotated[tuple[Annotated[Float, Field(ge=0)], ...], BeforeValidator(_grid_shape)]
+# Grids of fractions: quantiles in [0, 1]; exposure factors in (0, 1], since 0 would be black.
+FractionGrid = Annotated[tuple[Annotated[Float, Field(ge=0, le=1)], ...], BeforeValidator(_grid_shape)]
+ExposureGrid = Annotated[tuple[Annotated[Float, Field(gt=0, le=1)], ...], BeforeValidator(_grid_shape)]
 
 # No NaN or infinity: no setting means them (0 is the "no limit" of timeout_s).
 _SECTION = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -178,6 +181,9 @@ class LightConfig:
     seed: Int = 42
     darkening: UnitRange = (0.03, 0.6)  # [low, high] linear-light factor of the synthetic shadows
     thresholds: Grid = (0.5, 0.8, 1.2)  # candidate log-darkening below which nothing is lifted
+    # candidate quantiles of the photo's own darkening taken as its lit level (0: its most lit region)
+    reference_quantiles: FractionGrid = (0.0, 0.25)
+    dim_exposures: ExposureGrid = (0.5,)  # val normal-light images also scored dimmed by these factors
     normal_floor_db: Float = 30.0  # val normal-light PSNR against the input a threshold must keep
     fit_images: Annotated[Int, Field(ge=0)] = 40  # 0 uses every val pair
 

@@ -1,4 +1,4 @@
-"""DVC stage `train_light`: the shadow network on synthetic shadows; its threshold chosen on val."""
+"""DVC stage `train_light`: the shadow network on synthetic shadows; its lit level and threshold (val)."""
 
 import argparse
 import json
@@ -15,7 +15,9 @@ def main() -> None:
         "--model", type=Path, required=True, help="where to write the light gain .keras model"
     )
     parser.add_argument("--metrics", type=Path, required=True, help="the fit's metrics JSON")
-    parser.add_argument("--grid", type=Path, required=True, help="val scores of every threshold (JSON)")
+    parser.add_argument(
+        "--grid", type=Path, required=True, help="val scores of every quantile and threshold (JSON)"
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = parser.parse_args()
 
@@ -33,7 +35,7 @@ def main() -> None:
         from src.light.fit import fit_light
 
         train, val = read_split(args.split / "train.csv"), read_split(args.split / "val.csv")
-        fit = fit_light(train, val, params.light, params.evaluate.mixed_light_factors)
+        fit = fit_light(train, val, params.light, params.evaluate.mixed_light_factors, params.model.gate_band)
         with atomic_path(args.model) as tmp:  # a crash mid-save leaves the last good file
             fit.model.save(tmp)
         for path, values in ((args.metrics, fit.metrics), (args.grid, fit.grid)):
@@ -41,7 +43,8 @@ def main() -> None:
             atomic_write_text(path, json.dumps(values, indent=2) + "\n")
         metrics = fit.metrics
         print(
-            f"light: threshold {metrics['threshold']:g} chosen on {metrics['val_images']} val images: "
+            f"light: lit level at quantile {metrics['reference_quantile']:g}, threshold "
+            f"{metrics['threshold']:g}, chosen on {metrics['val_images']} val images: "
             f"mixed light {metrics['val_mixed_psnr']:.2f} dB, normal light "
             f"{metrics['val_normal_psnr_vs_input']:.2f} dB against the input"
         )

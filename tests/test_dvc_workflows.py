@@ -46,8 +46,8 @@ DENOISER_METRICS = {
     "curves_val_psnr", "curves_val_ssim", "curves_val_score",
 }  # fmt: skip
 LIGHT_METRICS = {
-    "threshold", "scene_region_low", "scene_region_high", "scene_share_low", "scene_share_high",
-    "val_mixed_psnr", "val_normal_psnr_vs_input", "final_loss", "val_images",
+    "reference_quantile", "threshold", "scene_region_low", "scene_region_high", "scene_share_low",
+    "scene_share_high", "val_mixed_psnr", "val_normal_psnr_vs_input", "final_loss", "val_images",
 }  # fmt: skip
 HEADLINE_METRICS = {
     "test.psnr", "test.ssim", "eval15.psnr", "eval15.ssim", "normal_light.psnr_vs_input",

@@ -1,10 +1,11 @@
-"""Train the shadow network on synthetic shadows, then choose the lift's threshold on val.
+"""Train the shadow network on synthetic shadows, then choose the lift's reference and threshold on val.
 
 Inputs are the train split's normal-light images, box-filtered to the network's scale and darkened
 by seeded fields (`src.light.shadows`); the target is each field's log factor, so no image is ever
-a target. The threshold is then chosen on val pairs' normal-light images: evaluate's mixed-light
-test rebuilt with another seed (the lift's PSNR against the originals), under a floor on the
-normal-light images themselves (the lift's PSNR against its input), so a lit photo stays as it was.
+a target. The lit-level quantile and the threshold are then chosen on val pairs' normal-light
+images: evaluate's mixed-light test rebuilt with another seed (the lift's PSNR against the
+originals), under a floor on the normal-light images themselves and dimmed copies of them (the
+lift's PSNR against its input), so a lit photo, even a dim one, stays as it was.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from src.light.network import (
     build_shadow_net,
     gain_from_darkening,
     lit_share,
+    relative_darkening,
 )
 from src.light.shadows import shadow_log_field
 
@@ -91,9 +93,11 @@ def train_shadow_net(train_images: list[np.ndarray], cfg: LightConfig) -> tuple[
 
 
 @dataclasses.dataclass(frozen=True)
-class ThresholdFit:
+class LiftChoice:
+    reference_quantile: float
     threshold: float
-    scores: dict[float, dict[str, float]]  # per candidate: val mixed-light PSNR and normal-light PSNR
+    # per (quantile, threshold): val mixed-light PSNR and normal-light PSNR (dimmed copies included)
+    scores: dict[tuple[float, float], dict[str, float]]
 
 
 def _lift(image: np.ndarray, darkening_small: np.ndarray, threshold: float) -> np.ndarray:
@@ -108,43 +112,55 @@ def _pooled_psnr(mses: list[float]) -> float:
     return min(10.0 * np.log10(1.0 / mse), PSNR_CAP_DB) if mse > 0 else PSNR_CAP_DB
 
 
-def choose_threshold(
+def choose_lift(
     net: keras.Model, originals: list[np.ndarray], cfg: LightConfig, factors: tuple[float, float]
-) -> ThresholdFit:
-    """The grid value with the best mixed-light PSNR among those keeping normal light ≥ the floor.
+) -> LiftChoice:
+    """The (quantile, threshold) pair with the best mixed-light PSNR among those keeping normal
+    light ≥ the floor.
 
-    Normal light is scored as evaluate does (10·log10 of 1 / the MSE pooled over the images):
-    an image left bit for bit as it was would make a mean of per-image PSNRs meaningless.
+    Normal light is every original as it is and dimmed by each of `cfg.dim_exposures` (in linear
+    light, evenly): eval15 and real photos hold dim scenes that val's brighter ones do not show. It
+    is scored as evaluate does (10·log10 of 1 / the MSE pooled over the images): an image left bit
+    for bit as it was would make a mean of per-image PSNRs meaningless.
     """
     rng = np.random.default_rng(cfg.seed)
-    darkening = lambda image: -net(box_filter(image, cfg.scale_factor)[None])[0].numpy()  # noqa: E731
-    mixed_psnr = {t: [] for t in cfg.thresholds}
-    normal_mse = {t: [] for t in cfg.thresholds}
-    for original in tqdm(originals, desc="threshold on val", file=sys.stderr, leave=False):
-        own = darkening(original)
-        for t in cfg.thresholds:
-            normal_mse[t].append(
-                float(np.mean(np.square(_lift(original, own, t) - original.astype(np.float64))))
-            )
+    grid = [(q, t) for q in cfg.reference_quantiles for t in cfg.thresholds]
+
+    def darkenings(image: np.ndarray) -> dict[float, np.ndarray]:
+        absolute = -net(box_filter(image, cfg.scale_factor)[None])
+        return {q: relative_darkening(absolute, q)[0].numpy() for q in cfg.reference_quantiles}
+
+    mixed_psnr = {key: [] for key in grid}
+    normal_mse = {key: [] for key in grid}
+    for original in tqdm(originals, desc="lift on val", file=sys.stderr, leave=False):
+        for exposure in (1.0, *cfg.dim_exposures):
+            normal = original if exposure == 1.0 else darken(original, np.ones(original.shape[:2]), exposure)
+            own = darkenings(normal)
+            for q, t in grid:
+                lifted = _lift(normal, own[q], t)
+                normal_mse[q, t].append(float(np.mean(np.square(lifted - normal.astype(np.float64)))))
         for kind in MASKS:
             weight = mask(kind, *original.shape[:2], rng)
             mixed = darken(original, weight, float(rng.uniform(*factors)))
-            predicted = darkening(mixed)
-            for t in cfg.thresholds:
-                mixed_psnr[t].append(psnr(_lift(mixed, predicted, t), original))
+            predicted = darkenings(mixed)
+            for q, t in grid:
+                mixed_psnr[q, t].append(psnr(_lift(mixed, predicted[q], t), original))
     scores = {
-        t: {"mixed_psnr": float(np.mean(mixed_psnr[t])), "normal_psnr_vs_input": _pooled_psnr(normal_mse[t])}
-        for t in cfg.thresholds
+        key: {
+            "mixed_psnr": float(np.mean(mixed_psnr[key])),
+            "normal_psnr_vs_input": _pooled_psnr(normal_mse[key]),
+        }
+        for key in grid
     }
-    allowed = [t for t in cfg.thresholds if scores[t]["normal_psnr_vs_input"] >= cfg.normal_floor_db]
+    allowed = [key for key in grid if scores[key]["normal_psnr_vs_input"] >= cfg.normal_floor_db]
     if not allowed:
         best = max(s["normal_psnr_vs_input"] for s in scores.values())
         raise PipelineError(
             f"light.thresholds: none keeps val normal-light images at light.normal_floor_db "
             f"({cfg.normal_floor_db} dB), the best reaches {best:.2f} dB; add larger thresholds"
         )
-    best = max(allowed, key=lambda t: scores[t]["mixed_psnr"])
-    return ThresholdFit(best, scores)
+    q, t = max(allowed, key=lambda key: scores[key]["mixed_psnr"])
+    return LiftChoice(q, t, scores)
 
 
 # The scene gate's bands, from the train split. A region is lit across the band from the 95th
@@ -184,22 +200,28 @@ def _rising(low: float, high: float) -> tuple[float, float]:
 class LightFit:
     model: keras.Model  # what the stage saves
     metrics: dict  # flat: what `dvc metrics show` lists
-    grid: dict[str, dict[str, float]]  # per threshold: val mixed-light and normal-light PSNR
+    grid: dict[str, dict[str, dict[str, float]]]  # per quantile, per threshold: val mixed and normal PSNR
 
 
 def fit_light(
-    train: pd.DataFrame, val: pd.DataFrame, cfg: LightConfig, mixed_factors: tuple[float, float]
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    cfg: LightConfig,
+    mixed_factors: tuple[float, float],
+    gate_band: tuple[float, float],
 ) -> LightFit:
-    """The train_light stage's work: the saved gain model, its metrics and the threshold grid."""
+    """The train_light stage's work: the saved gain model, its metrics and the val grid.
+    `gate_band` is the shipped model's exposure gate, which the scene gate reads on the lifted photo."""
     normal = small_images(train, "high", cfg.scale_factor)
     region_band, share_band = scene_bands(small_images(train, "low", cfg.scale_factor), normal)
     net, losses = train_shadow_net(normal, cfg)
     pairs = val.head(cfg.fit_images) if cfg.fit_images else val
     originals = [to_unit_float(read_rgb(path)) for path in pairs["high"]]
-    fit = choose_threshold(net, originals, cfg, mixed_factors)
-    chosen = fit.scores[fit.threshold]
+    choice = choose_lift(net, originals, cfg, mixed_factors)
+    chosen = choice.scores[choice.reference_quantile, choice.threshold]
     metrics = {
-        "threshold": fit.threshold,
+        "reference_quantile": choice.reference_quantile,
+        "threshold": choice.threshold,
         "scene_region_low": region_band[0],
         "scene_region_high": region_band[1],
         "scene_share_low": share_band[0],
@@ -209,5 +231,15 @@ def fit_light(
         "final_loss": round(losses[-1], 5) if losses else None,
         "val_images": len(originals),
     }
-    grid = {str(t): {k: round(v, 4) for k, v in s.items()} for t, s in fit.scores.items()}
-    return LightFit(build_light_gain(net, fit.threshold, region_band, share_band), metrics, grid)
+    grid: dict[str, dict[str, dict[str, float]]] = {}
+    for (q, t), values in choice.scores.items():
+        grid.setdefault(str(q), {})[str(t)] = {k: round(v, 4) for k, v in values.items()}
+    model = build_light_gain(
+        net,
+        choice.threshold,
+        region_band,
+        share_band,
+        gate_band=gate_band,
+        reference_quantile=choice.reference_quantile,
+    )
+    return LightFit(model, metrics, grid)

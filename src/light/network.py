@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from src.model.networks import upsample_like
+from src.model.networks import gate_layer, gate_strength, upsample_like
 
 SHADOW_NET = "shadow_net"  # image (small) → log darkening factor
 LIGHT_GAIN = "light_gain"  # shadow_net + threshold: image (small) → log gain ≥ 0, what is saved
@@ -21,6 +21,7 @@ LIGHT_THRESHOLD = "light_threshold"  # the frozen layer holding the threshold, r
 LIGHT_DOWNSCALE = "light_downscale"  # the box filter in front of the shadow net in a shipped graph
 SCENE_REGION_GATE = "scene_region_gate"  # frozen: the brightness band of a lit region (see scene_lit)
 SCENE_SHARE_GATE = "scene_share_gate"  # frozen: the band of the lit share of the frame
+LIFTED_GATE = "lifted_exposure_gate"  # frozen: a copy of the exposure gate, read on the lifted photo
 REGION = 4  # small pixels per side of a region whose brightness the scene gate reads (32 px at 1/8)
 SCALES = 3  # pyramid levels below the input: 1/2, 1/4, 1/8 of the (already small) image
 
@@ -113,19 +114,49 @@ def scene_lit(
     return ops.reshape(_smoothstep(share_gate(lit_share(small, region_gate))), (-1, 1, 1, 1))
 
 
+def relative_darkening(darkening: keras.KerasTensor, quantile: float) -> keras.KerasTensor:
+    """Darkening beyond the photo's own lit level: the `quantile` of its REGION×REGION block means
+    (0: its most lit block). A dim but evenly lit photo looks darkened all over to the network; only
+    what is darker than the rest of the same photo is a shadow."""
+    blocks = layers.AveragePooling2D(REGION, REGION, padding="same", name="darkening_regions")(darkening)
+    level = ops.quantile(blocks, quantile, axis=(1, 2, 3), keepdims=True)
+    return ops.relu(darkening - level)
+
+
+def lifted_scene_lit(
+    small: keras.KerasTensor, log_gain: keras.KerasTensor, lit: keras.KerasTensor, gate: layers.Dense
+) -> keras.KerasTensor:
+    """`lit` raised by how much of the photo's darkness the lift explains: the exposure gate read on
+    the lifted photo, as a share of the gate read on the photo (≤ 1, since the lift only brightens).
+
+    A dim scene with a deep shadow has a mean the gate calls dark, yet once its shadow is lifted it
+    is as bright as before: the curves stay out and its lit part is left as it was. A dark photo the
+    lift leaves alone keeps its curves (the ratio is 1 where the gain is 0, exactly).
+    """
+    before = gate_strength(small, gate)
+    after = gate_strength(brighten(small, log_gain), gate)
+    kept = ops.clip(after / ops.maximum(before, 1e-6), 0.0, 1.0)
+    return 1.0 - (1.0 - lit) * kept
+
+
 def build_light_gain(
     shadow_net: keras.Model,
     threshold: float,
     region_band: tuple[float, float],
     share_band: tuple[float, float],
+    *,
+    gate_band: tuple[float, float],
+    reference_quantile: float = 0.0,
 ) -> keras.Model:
     """Small image → [log gain (≥ 0) in linear light, how lit the scene is]: the saved model of
-    the train_light stage."""
+    the train_light stage. `gate_band` is the shipped model's exposure gate (model.gate_band)."""
     image = keras.Input(shape=(None, None, 3), name="image")
-    above = threshold_layer(threshold)(-shadow_net(image))
+    darkening = relative_darkening(-shadow_net(image), reference_quantile)
+    gain = gain_from_darkening(threshold_layer(threshold)(darkening))
     region_gate = band_layer(region_band, SCENE_REGION_GATE, log=True)
     lit = scene_lit(image, region_gate, band_layer(share_band, SCENE_SHARE_GATE, log=False))
-    return keras.Model(image, [gain_from_darkening(above), lit], name=LIGHT_GAIN)
+    lit = lifted_scene_lit(image, gain, lit, gate_layer(gate_band, LIFTED_GATE))
+    return keras.Model(image, [gain, lit], name=LIGHT_GAIN)
 
 
 def to_linear(srgb: keras.KerasTensor) -> keras.KerasTensor:

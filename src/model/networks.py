@@ -138,12 +138,12 @@ def receptive_radius(denoised: bool) -> int:
     return CURVE_RADIUS + (DENOISER_RADIUS if denoised else 0)
 
 
-def gate_layer(band: tuple[float, float]) -> layers.Dense:
+def gate_layer(band: tuple[float, float], name: str = EXPOSURE_GATE) -> layers.Dense:
     """A frozen 1→1 Dense holding the gate's line in log-brightness, so the band travels
     inside the saved file (and can be read back) without a custom layer."""
     low, high = band
     span = max(float(np.log(high) - np.log(low)), 1e-6)
-    layer = layers.Dense(1, name=EXPOSURE_GATE, trainable=False, dtype="float32")
+    layer = layers.Dense(1, name=name, trainable=False, dtype="float32")
     layer.build((None, 1))
     layer.set_weights([np.array([[-1.0 / span]], np.float32), np.array([np.log(high) / span], np.float32)])
     return layer

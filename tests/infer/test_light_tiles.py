@@ -13,25 +13,23 @@ from src.infer.enhancer import Enhancer
 from src.infer.photos import read_photo
 from src.infer.tiling import enhance_tiled
 from src.light.compose import with_light
-from src.light.network import build_light_gain, build_shadow_net
+from src.light.network import build_light_gain
 from src.model.denoise import denoiser_layer
 from src.model.loading import load_keras_model
 from src.model.networks import build_dce_net, inference_model
+from tests.support.shadow_nets import brightness_net
 
 BAND = (0.12, 0.30)
 SCENE = (0.3, 0.5), (0.02, 0.05)  # a region lit from 0.3 to 0.5; a scene when 2 to 5 % of them are
 
 
 def lit_model(path, variant: str) -> str:
-    """A gated model with the lift whose shadow net predicts a varied darkening (~1 in log)."""
+    """A gated model with the lift, whose shadow net reads darkening from brightness."""
     keras.utils.set_random_seed(5)
     scale = 5 if variant == "zero_dce_pp" else 1
     model = inference_model(build_dce_net(4, 8, variant), scale, denoiser_layer(0.05, 0.2, 1.0), BAND)
-    net = build_shadow_net(4)
-    head = net.get_layer("log_factor")
-    kernel, _ = head.get_weights()
-    head.set_weights([kernel * 4, np.array([1.0], np.float32)])
-    with_light(model, build_light_gain(net, 0.3, *SCENE), 4).save(path)
+    gain = build_light_gain(brightness_net(0.6), 0.3, *SCENE, gate_band=BAND, reference_quantile=0.25)
+    with_light(model, gain, 4).save(path)
     return str(path)
 
 

@@ -65,7 +65,9 @@ def train_and_evaluate(root: Path, tracking_uri: str) -> TinyModel:
     pairs = val.head(params.denoiser.fit_images) if params.denoiser.fit_images else val
     fit = fit_denoiser(curve_cases(result.model, pairs), params.denoiser)
     train = read_split(split / "train.csv")
-    light = fit_light(train, val, params.light, params.evaluate.mixed_light_factors).model
+    light = fit_light(
+        train, val, params.light, params.evaluate.mixed_light_factors, params.model.gate_band
+    ).model
     model = with_light(with_denoiser(result.model, fit.strengths), light, params.light.scale_factor)
     save_model(model, model_path)
     tracking.log_to_run(run_file, params.mlflow, model=model)

@@ -120,7 +120,9 @@ def test_the_stage_writes_the_shipped_model_and_logs_it_to_the_training_run(tmp_
     tiny_split(tmp_path, params)
     (tmp_path / "models").mkdir()
     brightening_curves(tmp_path / "models/curves.keras")
-    build_light_gain(build_shadow_net(4), 0.5, (0.3, 0.5), (0.02, 0.05)).save(tmp_path / "models/light.keras")
+    build_light_gain(build_shadow_net(4), 0.5, (0.3, 0.5), (0.02, 0.05), gate_band=(0.12, 0.3)).save(
+        tmp_path / "models/light.keras"
+    )
     mlflow.set_experiment(params.mlflow.experiment)
     with mlflow.start_run() as training:  # the train stage's run, finished
         mlflow.log_metric("test_zero_dce_psnr", 15.0)
